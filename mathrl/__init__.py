@@ -1,0 +1,1 @@
+"""Cross-cutting pieces every stage uses: typed configs, the device choice, run directories."""
