@@ -1,0 +1,151 @@
+"""The DeepSpeed learner on CPU (real DeepSpeed, gloo): the invariances every stage relies on."""
+
+import json
+
+import pytest
+import torch
+
+from policy.learner import Learner, LearnerConfig, OptimizerConfig, latest_checkpoint
+from policy.loading import load_causal_lm, load_tokenizer
+from policy.losses import NextTokenLoss
+from policy.schedules import ScheduleConfig
+from policy.tiny_model import TinyModelConfig, build_tiny_model
+from policy.tokenizer import TokenizerConfig, train_tokenizer
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory, shared_data):
+    rows = [json.loads(line) for line in (shared_data / "math500.jsonl").open()]
+    out = tmp_path_factory.mktemp("learner_model")
+    tokenizer = train_tokenizer([r["problem"] + "\n" + r["solution"] for r in rows], TokenizerConfig(vocab_size=768), out)
+    build_tiny_model(TinyModelConfig(preset="tiny-3m"), tokenizer, out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def batch(model_dir):
+    """8 rows of different lengths (padding) and partial loss masks: token-mean must weigh
+    rows by their target tokens, which a per-micro-batch mean would get wrong."""
+    tokenizer = load_tokenizer(model_dir)
+    texts = [f"Compute {a} + {b}. {a} + {b} = {a + b}. The answer is \\boxed{{{a + b}}}." * (1 + i % 3) for i, (a, b) in enumerate(zip(range(11, 91, 10), range(7, 800, 97)))]
+    enc = tokenizer(texts, return_tensors="pt", padding=True)
+    loss_mask = enc["attention_mask"].clone()
+    loss_mask[:, :5] = 0  # as if a prompt were masked out
+    return {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"], "loss_mask": loss_mask}
+
+
+def make_learner(model_dir, **overrides) -> Learner:
+    settings = dict(
+        dtype="float32",
+        micro_batch_size=8,
+        optimizer=OptimizerConfig(lr=2e-3, weight_decay=0.1),
+        schedule=ScheduleConfig(kind="wsd", warmup_steps=2, total_steps=8, decay_fraction=0.25),
+    )
+    settings.update(overrides)
+    return Learner(load_causal_lm(model_dir), LearnerConfig(**settings), tokenizer=load_tokenizer(model_dir))
+
+
+def run_steps(learner, batch, steps):
+    return [learner.train_batch(batch, NextTokenLoss()) for _ in range(steps)]
+
+
+def weights(learner):
+    return {k: v.clone() for k, v in learner.full_state_dict().items()}
+
+
+def test_loss_goes_down(model_dir, batch):
+    learner = make_learner(model_dir, schedule=ScheduleConfig(kind="constant"))
+    losses = [m["loss"] for m in run_steps(learner, batch, 12)]
+    learner.close()
+    assert losses[-1] < 0.5 * losses[0], losses
+    assert all(later < earlier for earlier, later in zip(losses[:4], losses[1:5]))
+
+
+def test_bf16_trains(model_dir, batch):
+    learner = make_learner(
+        model_dir, dtype="bfloat16", optimizer=OptimizerConfig(lr=1e-3), schedule=ScheduleConfig(kind="constant")
+    )
+    losses = [m["loss"] for m in run_steps(learner, batch, 10)]
+    learner.close()
+    assert next(learner.module.parameters()).dtype == torch.bfloat16
+    assert losses[-1] < 0.7 * losses[0], losses
+
+
+def test_zero_stages_follow_the_same_trajectory(model_dir, batch):
+    trajectories = {}
+    for stage in (0, 2, 3):
+        learner = make_learner(model_dir, zero_stage=stage, micro_batch_size=4)
+        trajectories[stage] = [m["loss"] for m in run_steps(learner, batch, 5)]
+        learner.close()
+    for stage in (2, 3):
+        assert trajectories[stage] == pytest.approx(trajectories[0], rel=1e-4), trajectories
+
+
+@pytest.mark.parametrize("zero_stage", [0, 2])
+def test_micro_batching_gives_the_same_update(model_dir, batch, zero_stage):
+    """8x1 and 2x4 (micro-batch x accumulation) must take the same optimizer step."""
+    results = {}
+    for micro in (8, 2):
+        learner = make_learner(model_dir, micro_batch_size=micro, zero_stage=zero_stage)
+        metrics = run_steps(learner, batch, 2)
+        results[micro] = (metrics, weights(learner))
+        learner.close()
+    (m8, w8), (m2, w2) = results[8], results[2]
+    assert [m["loss"] for m in m2] == pytest.approx([m["loss"] for m in m8], rel=1e-5)
+    assert m2[0]["grad_norm"] == pytest.approx(m8[0]["grad_norm"], rel=1e-4)
+    for name in w8:
+        torch.testing.assert_close(w2[name], w8[name], rtol=1e-4, atol=1e-5)
+
+
+def test_resume_equals_uninterrupted(model_dir, batch, tmp_path):
+    straight = make_learner(model_dir)
+    expected = [m["loss"] for m in run_steps(straight, batch, 5)]
+    expected_lr = straight.scheduler.get_last_lr()[0]
+    expected_weights = weights(straight)
+    straight.close()
+
+    first = make_learner(model_dir)
+    run_steps(first, batch, 2)
+    first.save_checkpoint(tmp_path / "ckpt", client_state={"data_position": 17})
+    first.close()
+
+    resumed = make_learner(model_dir)  # fresh weights: everything must come from the checkpoint
+    path = latest_checkpoint(tmp_path / "ckpt")
+    assert path is not None and path.name == "step_00000002"
+    assert resumed.load_checkpoint(path) == {"data_position": 17}
+    assert resumed.step == 2
+    losses = [m["loss"] for m in run_steps(resumed, batch, 3)]
+    assert losses == pytest.approx(expected[2:], rel=1e-6)
+    assert resumed.scheduler.get_last_lr()[0] == pytest.approx(expected_lr)
+    for name, value in weights(resumed).items():
+        torch.testing.assert_close(value, expected_weights[name], rtol=1e-6, atol=1e-7)
+    resumed.close()
+
+
+def test_partial_checkpoint_is_never_picked(tmp_path):
+    root = tmp_path / "ckpt"
+    (root / "step_00000004").mkdir(parents=True)
+    (root / ".step_00000009.partial").mkdir()  # a crash while writing step 9
+    assert latest_checkpoint(root).name == "step_00000004"
+    assert latest_checkpoint(tmp_path / "none") is None
+
+
+@pytest.mark.parametrize("zero_stage", [0, 3])
+def test_export_hf_reloads_with_identical_logits(model_dir, batch, tmp_path, zero_stage):
+    learner = make_learner(model_dir, zero_stage=zero_stage)
+    run_steps(learner, batch, 2)
+    out = learner.export_hf(tmp_path / "export")
+    reloaded = load_causal_lm(out).eval()
+    assert load_tokenizer(out).get_vocab() == load_tokenizer(model_dir).get_vocab()
+    learner.engine.eval()
+    state = weights(learner)
+    learner.close()
+    original = load_causal_lm(model_dir)
+    original.load_state_dict(state)
+    original.eval()
+    with torch.no_grad():
+        expected = original(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        got = reloaded(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    assert torch.equal(got, expected)
+    # and the export is really the trained model, not the initial one
+    assert not torch.equal(load_causal_lm(model_dir).model.embed_tokens.weight, reloaded.model.embed_tokens.weight)
