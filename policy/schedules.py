@@ -10,6 +10,7 @@ whose end point matches and that needs no extra hyperparameter. `cosine` and `co
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Literal
@@ -21,14 +22,14 @@ from mathrl.config import require
 class ScheduleConfig:
     kind: Literal["wsd", "cosine", "constant"] = "wsd"
     warmup_steps: int = 0
-    total_steps: int = 1000  # optimizer steps; the decay of wsd/cosine ends here
+    total_steps: int = 0  # optimizer steps; the decay of wsd/cosine ends here. 0 = the stage's length
     decay_fraction: float = 0.1  # wsd: share of total_steps spent decaying
     min_lr_ratio: float = 0.0  # final lr as a fraction of the peak
 
     def __post_init__(self) -> None:
-        require(self.total_steps >= 1, "total_steps", f"must be >= 1, got {self.total_steps}")
+        require(self.total_steps >= 0, "total_steps", f"must be >= 0 (0 = the stage's length), got {self.total_steps}")
         require(
-            0 <= self.warmup_steps <= self.total_steps,
+            self.total_steps == 0 or 0 <= self.warmup_steps <= self.total_steps,
             "warmup_steps",
             f"must be in [0, total_steps={self.total_steps}], got {self.warmup_steps}",
         )
@@ -36,8 +37,15 @@ class ScheduleConfig:
         require(0 <= self.min_lr_ratio <= 1, "min_lr_ratio", f"must be in [0, 1], got {self.min_lr_ratio}")
 
 
+def with_total_steps(cfg: ScheduleConfig, total_steps: int) -> ScheduleConfig:
+    """`cfg` with its length filled in by the stage, unless the config set one."""
+    return cfg if cfg.total_steps else dataclasses.replace(cfg, total_steps=total_steps)
+
+
 def lr_factor(step: int, cfg: ScheduleConfig) -> float:
     """Multiplier of the peak learning rate at optimizer step `step` (0-based)."""
+    if cfg.total_steps <= 0:
+        raise ValueError("schedule.total_steps is 0: the stage must fill it in (with_total_steps)")
     if step < cfg.warmup_steps:
         return (step + 1) / cfg.warmup_steps
     if cfg.kind == "constant":

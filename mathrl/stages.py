@@ -1,0 +1,37 @@
+"""The config of each stage: what a `configs/<stage>_*.yaml` file holds.
+
+Each stage config nests the components' own configs; `launch/<stage>.py` reads one with
+`mathrl.config.parse_cli`. Stages are added here as the pipeline grows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from mathdata.synthetic import SyntheticDataConfig
+from mathrl.config import require
+from policy.tiny_model import TinyModelConfig
+from policy.tokenizer import TokenizerConfig
+
+
+@dataclass(frozen=True)
+class PrepareConfig:
+    """Build the tiny CPU default: synthetic problems, a pretraining corpus, a tokenizer trained
+    on that corpus, and a freshly initialised tiny Qwen2 model."""
+
+    output_dir: str = "artifacts/tiny"
+    data: SyntheticDataConfig = field(default_factory=SyntheticDataConfig)
+    corpus_docs: int = 20_000
+    explanation_share: float = 0.3  # share of corpus documents that are lessons, not worked problems
+    tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
+    model: TinyModelConfig = field(default_factory=TinyModelConfig)
+    # Evaluation sets (JSONL/Parquet) whose near-duplicates are dropped from the training problems.
+    decontaminate_against: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        require(bool(self.output_dir), "output_dir", "must name a directory")
+        require(self.corpus_docs >= 1, "corpus_docs", f"must be >= 1, got {self.corpus_docs}")
+        require(0 <= self.explanation_share <= 1, "explanation_share", f"must be in [0, 1], got {self.explanation_share}")
+
+
+STAGES = {"prepare": PrepareConfig}
