@@ -170,7 +170,8 @@ def _convert(tp: Any, value: Any, key: str) -> Any:
     if origin is dict:
         if not isinstance(value, dict):
             raise ConfigError(key, f"expected a mapping, got {value!r}")
-        return dict(value)
+        key_tp, value_tp = typing.get_args(tp) or (Any, Any)
+        return {_convert(key_tp, k, key): _convert(value_tp, v, f"{key}.{k}") for k, v in value.items()}
     if tp is Any:
         return value
     if tp is float:

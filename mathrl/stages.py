@@ -10,8 +10,11 @@ from dataclasses import dataclass, field
 
 from mathdata.synthetic import SyntheticDataConfig
 from mathrl.config import require
+from policy.learner import LearnerConfig
+from policy.lm_data import SFTDataConfig, StagedMixtureConfig
 from policy.tiny_model import TinyModelConfig
 from policy.tokenizer import TokenizerConfig
+from policy.train_loop import RunConfig
 
 
 @dataclass(frozen=True)
@@ -34,4 +37,29 @@ class PrepareConfig:
         require(0 <= self.explanation_share <= 1, "explanation_share", f"must be in [0, 1], got {self.explanation_share}")
 
 
-STAGES = {"prepare": PrepareConfig}
+@dataclass(frozen=True)
+class PretrainConfig:
+    """Pretrain (or continue pretraining) a causal LM on a staged mixture of packed documents."""
+
+    model_path: str = "artifacts/tiny/model"  # initial weights + tokenizer (any local HF directory)
+    run: RunConfig = field(default_factory=lambda: RunConfig(run_dir="runs/pretrain"))
+    data: StagedMixtureConfig = field(default_factory=StagedMixtureConfig)
+    learner: LearnerConfig = field(default_factory=LearnerConfig)
+
+
+@dataclass(frozen=True)
+class SFTConfig:
+    """Supervised fine-tuning on worked solutions; loss on the assistant's tokens only."""
+
+    model_path: str = "runs/pretrain/final"
+    run: RunConfig = field(default_factory=lambda: RunConfig(run_dir="runs/sft"))
+    data: SFTDataConfig = field(default_factory=SFTDataConfig)
+    epochs: float = 1.0  # passes over the training conversations
+
+    learner: LearnerConfig = field(default_factory=LearnerConfig)
+
+    def __post_init__(self) -> None:
+        require(self.epochs > 0, "epochs", f"must be > 0, got {self.epochs}")
+
+
+STAGES = {"prepare": PrepareConfig, "pretrain": PretrainConfig, "sft": SFTConfig}

@@ -20,3 +20,18 @@ def shared_data() -> Path:
     """The MATH-500 / GSM8K test files that sit beside the repository."""
     assert SHARED_DATA.is_dir(), f"expected the shared data folder at {SHARED_DATA}"
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory, shared_data) -> Path:
+    """A tokenizer trained on MATH-500 text and a freshly initialised tiny-3m Qwen2, in HF format."""
+    import json
+
+    from policy.tiny_model import TinyModelConfig, build_tiny_model
+    from policy.tokenizer import TokenizerConfig, train_tokenizer
+
+    rows = [json.loads(line) for line in (shared_data / "math500.jsonl").open()]
+    out = tmp_path_factory.mktemp("tiny_model")
+    tokenizer = train_tokenizer([r["problem"] + "\n" + r["solution"] for r in rows], TokenizerConfig(vocab_size=768), out)
+    build_tiny_model(TinyModelConfig(preset="tiny-3m", seed=0), tokenizer, out)
+    return out

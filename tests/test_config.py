@@ -25,6 +25,8 @@ class Stage:
     tags: list[str] = field(default_factory=list)
     limit: int | None = None
     inner: Inner = field(default_factory=Inner)
+    named: dict[str, Inner] = field(default_factory=dict)
+    weights: dict[str, float] = field(default_factory=dict)
     rollout: RolloutConfig = field(default_factory=RolloutConfig)
 
 
@@ -44,6 +46,14 @@ def test_defaults_and_overrides_build_nested_configs():
     assert isinstance(cfg.lr, float)
     # untouched fields keep their defaults
     assert cfg.rollout.temperature == RolloutConfig().temperature
+
+
+def test_mappings_of_configs_are_built_and_checked():
+    cfg = load_config(Stage, None, ["named.a.size=3", "weights.x=1"])
+    assert cfg.named == {"a": Inner(size=3)} and cfg.weights == {"x": 1.0}
+    assert error_of({"named": {"a": {"size": 0}}}).key == "named.a.size"
+    assert error_of({"named": {"a": {"sise": 1}}}).key == "named.a.sise"
+    assert error_of({"weights": {"x": "heavy"}}).key == "weights.x"
 
 
 def test_yaml_file_then_override_wins(tmp_path):

@@ -1,7 +1,5 @@
 """The DeepSpeed learner on CPU (real DeepSpeed, gloo): the invariances every stage relies on."""
 
-import json
-
 import pytest
 import torch
 
@@ -9,17 +7,11 @@ from policy.learner import Learner, LearnerConfig, OptimizerConfig, latest_check
 from policy.loading import load_causal_lm, load_tokenizer
 from policy.losses import NextTokenLoss
 from policy.schedules import ScheduleConfig
-from policy.tiny_model import TinyModelConfig, build_tiny_model
-from policy.tokenizer import TokenizerConfig, train_tokenizer
 
 
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory, shared_data):
-    rows = [json.loads(line) for line in (shared_data / "math500.jsonl").open()]
-    out = tmp_path_factory.mktemp("learner_model")
-    tokenizer = train_tokenizer([r["problem"] + "\n" + r["solution"] for r in rows], TokenizerConfig(vocab_size=768), out)
-    build_tiny_model(TinyModelConfig(preset="tiny-3m"), tokenizer, out)
-    return out
+def model_dir(tiny_model_dir):
+    return tiny_model_dir
 
 
 @pytest.fixture(scope="module")

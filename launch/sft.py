@@ -1,0 +1,46 @@
+"""Supervised fine-tuning on worked solutions (loss on the assistant's tokens only).
+
+    python launch/sft.py --config configs/sft_tiny.yaml [key.sub=value ...]
+
+Starts from any local HF model (the pretrained tiny model by default); resumes from the
+newest complete checkpoint in run.run_dir; exports to run.run_dir/final.
+"""
+
+import dataclasses
+import math
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+
+from mathrl.env import set_local_defaults  # noqa: E402
+
+set_local_defaults()
+
+from mathrl.config import parse_cli  # noqa: E402
+from mathrl.runs import save_config  # noqa: E402
+from mathrl.stages import SFTConfig  # noqa: E402
+from policy.learner import Learner  # noqa: E402
+from policy.lm_data import SFTBatches  # noqa: E402
+from policy.loading import load_causal_lm, load_tokenizer  # noqa: E402
+from policy.losses import NextTokenLoss  # noqa: E402
+from policy.schedules import with_total_steps  # noqa: E402
+from policy.train_loop import train  # noqa: E402
+
+
+def main(argv=None) -> Path:
+    cfg = parse_cli(SFTConfig, argv, default_config="configs/sft_tiny.yaml")
+    save_config(cfg, cfg.run.run_dir)
+    tokenizer = load_tokenizer(cfg.model_path)
+    data = SFTBatches(cfg.data, tokenizer)
+    total_steps = max(1, math.ceil(cfg.epochs * data.steps_per_epoch))
+    print(f"SFT: {len(data.examples)} conversations ({data.dropped_too_long} longer than max_len dropped), {total_steps} steps")
+    learner_cfg = dataclasses.replace(cfg.learner, schedule=with_total_steps(cfg.learner.schedule, total_steps))
+    learner = Learner(load_causal_lm(cfg.model_path), learner_cfg, tokenizer=tokenizer)
+    final = train(learner, data.batch, NextTokenLoss(), total_steps, cfg.run)
+    print(f"SFT model: {final}")
+    return final
+
+
+if __name__ == "__main__":
+    main()
