@@ -132,3 +132,17 @@ def test_parse_cli_exits_with_message(capsys):
     assert info.value.code == 2
     assert "rollout.n" in capsys.readouterr().err
     assert parse_cli(Stage, ["inner.size=7"]).inner.size == 7
+
+
+def test_every_shipped_config_loads_into_its_stage():
+    from pathlib import Path
+
+    from mathrl.stages import STAGES
+
+    root = Path(__file__).resolve().parents[1] / "configs"
+    files = sorted(root.glob("*.yaml"))
+    assert files
+    for path in files:
+        stage = path.stem.split("_")[0]
+        assert stage in STAGES, f"{path.name}: no stage config named {stage!r} in mathrl.stages.STAGES"
+        load_config(STAGES[stage], path)
