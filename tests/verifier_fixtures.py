@@ -1,66 +1,76 @@
-"""Misbehaving and instrumented verifiers for the verifier runtime tests.
+"""Misbehaving and instrumented verifiers for the verifier runtime, registry and CLI tests.
 
-Referenced by spec, e.g. "tests.verifier_fixtures:hang" or "/abs/path/verifier_fixtures.py:hang",
-so worker processes import them exactly as they would import a user's verifier.
+Referenced by spec ("tests.verifier_fixtures:misbehave" or "/abs/path/verifier_fixtures.py:exact"),
+so worker processes import them exactly as they import a user's verifier.
 """
 
 from __future__ import annotations
 
+import ctypes
 import os
 import time
 from pathlib import Path
 
-from rewards.registry import AnswerVerifier
+from rewards.registry import AnswerVerifier, register_verifier
 
 
 def exact(response: str, gold: str) -> bool:
     return response.strip() == gold.strip()
 
 
-def hang(response: str, gold: str) -> bool:
-    while True:
-        pass
+@register_verifier("fixture_exact")
+def registered_exact(response: str, gold: str) -> bool:
+    return response.strip() == gold.strip()
 
 
 def hang_on_marker(response: str, gold: str) -> bool:
-    """Hangs only for responses containing "HANG", so one batch can mix both."""
+    """Hangs for responses containing "HANG"; otherwise exact match."""
     while "HANG" in response:
         pass
     return response == gold
 
 
-def sleep_one_second(response: str, gold: str) -> bool:
-    time.sleep(1.0)
-    return True
-
-
-def raise_value_error(response: str, gold: str) -> bool:
-    raise ValueError(f"cannot parse {response!r}")
-
-
-def exit_process(response: str, gold: str) -> bool:
-    os._exit(3)
-
-
-def hog_memory(response: str, gold: str) -> bool:
+def _hog_memory() -> None:
     blocks = []
     while True:  # grows until the worker's address-space limit stops it
         blocks.append(bytearray(64 * 2**20))
 
 
-def garbage(response: str, gold: str) -> object:
-    """Returns the value named by the response: each must be rejected as a score."""
-    return {"none": None, "str": "yes", "nan": float("nan"), "inf": float("inf"), "big": 1.5, "neg": -0.5,
-            "list": [1], "half": 0.5, "true": True, "int1": 1}[response]
+# What `misbehave` does for a response "<command>" or "<command>:<tag>" (tags make distinct
+# cache keys); the value-returning commands cover valid and garbage return values.
+_ACTIONS = {
+    "hang": lambda: hang_on_marker("HANG", ""),
+    "sleep": lambda: time.sleep(0.6) or True,
+    "raise": lambda: int("not a number"),
+    "exit": lambda: os._exit(3),
+    "segfault": lambda: ctypes.string_at(0),
+    "hog": _hog_memory,
+    "true": lambda: True,
+    "false": lambda: False,
+    "half": lambda: 0.5,
+    "int1": lambda: 1,
+    "none": lambda: None,
+    "str": lambda: "yes",
+    "nan": lambda: float("nan"),
+    "inf": lambda: float("inf"),
+    "big": lambda: 1.5,
+    "neg": lambda: -0.5,
+    "list": lambda: [1],
+}
 
 
-def _count_call(response: str) -> None:
-    """Append one line per call to the file named by $VERIFIER_CALL_LOG (workers inherit the env)."""
+def misbehave(response: str, gold: str) -> object:
+    return _ACTIONS[response.split(":", 1)[0]]()
+
+
+def _count_call(text: str) -> None:
+    """One line per call in the file named by $VERIFIER_CALL_LOG (workers inherit the env)."""
     with Path(os.environ["VERIFIER_CALL_LOG"]).open("a") as f:
-        f.write(response.replace("\n", " ") + "\n")
+        f.write(text.replace("\n", " ") + "\n")
 
 
 def _last_word(response: str) -> str | None:
+    hang_on_marker("HANG" if "HANG_EXTRACT" in response else "", "")
     words = response.split()
     return words[-1] if words else None
 
@@ -70,7 +80,7 @@ def _counted_equal(answer: str, gold: str) -> bool:
     return answer == gold
 
 
-# An AnswerVerifier: "the answer is X" -> X; compare calls are logged so tests can count them.
+# An AnswerVerifier: the answer is the last word; compare calls are logged to be counted.
 counted_last_word = AnswerVerifier(extract=_last_word, compare=_counted_equal)
 
 
