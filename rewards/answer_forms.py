@@ -11,13 +11,18 @@ Reading rules (documented choices):
 
 * Mixed number: a whole answer (or list item) ``1\\frac{4}{5}`` is 1 + 4/5.  Anywhere else
   juxtaposition is a product (``2\\frac{1}{2}x`` is x).
-* Base subscripts: ``52_8`` is the pair (value 42, base 8); ``52_{10}`` equals ``52``.
+* Base subscripts: ``52_8`` is value 42 in base 8, written with the digits ``52``.
 * Percent: ``50%`` keeps the number 50 and a percent flag; the comparison accepts it against
   50 or 0.5 (see ``rewards/math_equivalence.py``).
 * Decimal: a scalar written with a decimal point is flagged; only a decimal gold allows a
   tolerance.
 * Text: an answer made of letters (at least one word of 3+ letters) and spaces is a word
-  answer compared case-insensitively, never symbolically (``odd`` is not o*d*d).
+  answer compared case-insensitively, never symbolically (``odd`` is not o*d*d); a leading
+  article is dropped; a clock time ``12:00`` is text too.
+* Sets: ``\\{...\\}``, and grouping braces ``{a, b}`` holding a comma; an item ``a \\pm b``
+  of a set or bare list stands for two items.
+* Matrices: ``pmatrix``/``bmatrix``/``matrix``/``array`` environments, optionally preceded
+  by a scalar factor that multiplies every entry.
 * Choice: ``B``, ``(B)``, ``(b)``, and ``(B) 5`` (an option with its text) are the letter B.
 """
 
@@ -35,7 +40,9 @@ from rewards.normalize import find_closing, split_top_level, split_top_level_kee
 MAX_NESTING = 40
 
 _RELATIONS = ("\\le", "\\ge", "\\ne", "\\lt", "\\gt", "<", ">", "=", "\\approx", "\\in")
-_MATRIX_ENV = re.compile(r"\\begin\{([pbBvV]?matrix|array)\}(?:\{[^{}]*\})?(.*)\\end\{\1\}", re.S)
+_MATRIX_ENV = re.compile(
+    r"([^\\]*?(?:\\(?:frac|dfrac|sqrt|cdot|times)[^\\]*?)*)"  # an optional scalar factor
+    r"\\begin\{([pbBvV]?matrix|array)\}(?:\{[^{}]*\})?(.*)\\end\{\2\}", re.S)
 _BASE_NUMBER = re.compile(r"([0-9A-Za-z]+)_\{?(\d{1,2})\}?")
 _MIXED_NUMBER = re.compile(r"(-?)(\d+)\s*\\frac\{(\d+)\}\{(\d+)\}")
 _CHOICE = re.compile(r"\(?([A-Ja-j])\)")
@@ -44,7 +51,13 @@ _CHOICE_WITH_TEXT = re.compile(r"\(([A-J])\)\s.*", re.S)
 _WORDS = re.compile(r"[A-Za-z][A-Za-z '\-]*")
 _LONG_WORD = re.compile(r"[A-Za-z]{3,}")
 _DECIMAL = re.compile(r"\d*\.\d")
-_NAME = re.compile(r"[A-Za-z](?:_\{?\w+\}?)?'*|\\[A-Za-z]+|[A-Za-z]\([A-Za-z]\)")
+_CLOCK_TIME = re.compile(r"\d{1,2}:\d{2}(?:\s*[ap]\.?m\.?)?", re.IGNORECASE)
+_SINGLE_NAME = r"(?:[A-Za-z](?:_\{?\w+\}?)?'*|\\[A-Za-z]+|[A-Za-z]\([^()]*\))"
+_NAME = re.compile(rf"{_SINGLE_NAME}|\(\s*{_SINGLE_NAME}(?:\s*,\s*{_SINGLE_NAME})+\s*\)")
+# Geometric quantities such as `AB`, `|AB|`, `\frac{NO}{BO}`, `\angle ABC`: letters only.
+_QUANTITY_COMMANDS = re.compile(r"\\(?:frac|angle|overline|overrightarrow|vec|triangle|measuredangle)")
+_QUANTITY = re.compile(r"[A-Za-z{}|\s_']+")
+_CONSTANTS = ("\\pi", "\\infty", "e", "i")
 
 
 @dataclass(frozen=True)
@@ -59,6 +72,7 @@ class Scalar:
 class BaseNumber:
     value: int
     base: int
+    digits: str  # as written, lower case: what an answer that omits the subscript must match
 
 
 @dataclass(frozen=True)
@@ -134,7 +148,16 @@ def _read_list(text: str, depth: int) -> Answer | None:
     parts = [p for p in split_top_level(text, (",", ";")) if p.strip()]
     if len(parts) < 2:
         return None
-    return Sequence(tuple(parse_answer(p, depth + 1) for p in parts), "", "")
+    return Sequence(_unordered_items(parts, depth), "", "")
+
+
+def _unordered_items(parts: list[str], depth: int) -> tuple[Answer, ...]:
+    """Items of a set or bare list; ``1 \\pm \\sqrt{5}`` among them stands for two items."""
+    items: list[Answer] = []
+    for part in parts:
+        item = parse_answer(part, depth + 1)
+        items.extend(item.items if isinstance(item, Sequence) and item.plus_minus else [item])
+    return tuple(items)
 
 
 def _read_relation(text: str, depth: int) -> Answer | None:
@@ -142,8 +165,8 @@ def _read_relation(text: str, depth: int) -> Answer | None:
     if pieces is None:
         return None
     parts, ops = pieces
-    if ops[-1] == "\\approx":  # `x \approx 3.14`: the value is what follows
-        return parse_answer(parts[-1], depth + 1)
+    if "\\approx" in ops:
+        return _read_approximation(parts, ops, depth)
     if ops[0] == "\\in" and len(ops) == 1:  # `x \in [2, 5)`: the set is the answer
         return parse_answer(parts[1], depth + 1)
     if all(op == "=" for op in ops) and len(parts) > 2:
@@ -151,6 +174,16 @@ def _read_relation(text: str, depth: int) -> Answer | None:
         parts, ops = [parts[0], parts[-1]], ["="]
     answers = tuple(parse_answer(p, depth + 1) for p in parts)
     return Relation(answers, tuple(ops), parts[0].strip())
+
+
+def _read_approximation(parts: list[str], ops: list[str], depth: int) -> Answer:
+    """``x = \\pi \\approx 3.14`` is the exact ``x = \\pi``; only ``x \\approx 3.14`` (nothing
+    exact given) is read as its approximation."""
+    first = ops.index("\\approx")
+    exact = "".join(p + op for p, op in zip(parts[:first], ops[:first])) + parts[first]
+    if is_name(exact):
+        return parse_answer(parts[first + 1], depth + 1)
+    return parse_answer(exact, depth + 1)
 
 
 def _split_relation(text: str) -> tuple[list[str], list[str]] | None:
@@ -161,32 +194,53 @@ def _split_relation(text: str) -> tuple[list[str], list[str]] | None:
 
 
 def _read_brackets(text: str, depth: int) -> Answer | None:
-    if text.startswith("\\{") and text.endswith("\\}"):
-        opener, closer, inner = "\\{", "\\}", text[2:-2]
-        if find_closing(text, 1) != len(text) - 1:
-            return None
-    elif text[:1] in "([" and text[-1:] in ")]" and find_closing(text, 0) == len(text) - 1:
-        opener, closer, inner = text[0], text[-1], text[1:-1]
-    else:
-        return None
-    items = [p for p in split_top_level(inner, (",", ";"))]
-    if opener != "\\{" and len(items) == 1:
-        return parse_answer(inner, depth + 1)  # plain grouping parentheses
-    if opener == "\\{" and not inner.strip():
-        return Sequence((), opener, closer)
-    return Sequence(tuple(parse_answer(p, depth + 1) for p in items), opener, closer)
+    if text.startswith("\\{") and text.endswith("\\}") and find_closing(text, 1) == len(text) - 1:
+        return _read_set(text[2:-2], depth)
+    if text.startswith("{") and text.endswith("}") and find_closing(text, 0) == len(text) - 1:
+        # LaTeX grouping braces: `{-2021, 2021}` is meant as a set, `{2}` is just 2.
+        inner = text[1:-1]
+        return _read_set(inner, depth) if len(split_top_level(inner, (",",))) > 1 else None
+    if text[:1] in "([" and text[-1:] in ")]" and find_closing(text, 0) == len(text) - 1:
+        inner = text[1:-1]
+        items = split_top_level(inner, (",", ";"))
+        if len(items) == 1:
+            return parse_answer(inner, depth + 1)  # plain grouping parentheses
+        return Sequence(tuple(parse_answer(p, depth + 1) for p in items), text[0], text[-1])
+    return None
+
+
+def _read_set(inner: str, depth: int) -> Sequence:
+    parts = [p for p in split_top_level(inner, (",", ";")) if p.strip()]
+    return Sequence(_unordered_items(parts, depth), "\\{", "\\}")
 
 
 def _read_matrix(text: str, depth: int) -> Answer | None:
     match = _MATRIX_ENV.fullmatch(text)
     if not match:
         return None
-    body = match.group(2).strip()
+    prefix, body = match.group(1).strip(), match.group(3).strip()
     rows = [r for r in body.split("\\\\") if r.strip()]
     cells = tuple(tuple(parse_answer(c, depth + 1) for c in r.split("&")) for r in rows)
     if not cells or len({len(r) for r in cells}) != 1:
         return None
+    if prefix:
+        return _scaled_matrix(prefix, cells)
     return Matrix(cells)
+
+
+def _scaled_matrix(prefix: str, cells: tuple[tuple[Answer, ...], ...]) -> Matrix | None:
+    """``\\frac{1}{3}\\begin{pmatrix}...\\end{pmatrix}`` or ``-\\begin{pmatrix}...``: scale each entry."""
+    prefix = re.sub(r"\\(?:cdot|times)\s*$|\*\s*$", "", prefix).strip()
+    factor = sympy.Integer(-1) if prefix == "-" else latex_to_sympy(prefix)
+    if not isinstance(factor, sympy.Expr):
+        return None
+    scaled = []
+    for row in cells:
+        if not all(isinstance(c, Scalar) and isinstance(c.expr, sympy.Expr) for c in row):
+            return None
+        scaled.append(tuple(Scalar(f"({prefix})({c.text})", sympy.Mul(factor, c.expr), c.percent, c.decimal)
+                            for c in row))
+    return Matrix(tuple(scaled))
 
 
 def _read_plus_minus(text: str, depth: int) -> Answer | None:
@@ -206,14 +260,19 @@ def _read_base_number(text: str, depth: int) -> Answer | None:
     if not 2 <= base <= 36:
         return None
     try:
-        return BaseNumber(int(digits, base), base)
+        return BaseNumber(int(digits, base), base, digits.lower())
     except ValueError:  # `x_2`: not digits of that base, so a subscripted name
         return None
 
 
 def _read_text(text: str, depth: int) -> Answer | None:
-    if _WORDS.fullmatch(text) and _LONG_WORD.search(text):
+    if _CLOCK_TIME.fullmatch(text):  # `12:00` is a time, not the ratio 12/0
         return Text(" ".join(text.lower().split()))
+    if _WORDS.fullmatch(text) and _LONG_WORD.search(text):
+        words = text.lower().split()
+        if len(words) > 1 and words[0] in ("a", "an", "the"):
+            words = words[1:]  # `\\text{an ellipse}` is the answer "ellipse"
+        return Text(" ".join(words))
     return None
 
 
@@ -231,5 +290,12 @@ def read_scalar(text: str) -> Scalar:
 
 
 def is_name(text: str) -> bool:
-    """Whether ``text`` names an unknown (``x``, ``a_1``, ``\\theta``, ``f(x)``)."""
-    return bool(_NAME.fullmatch(text.strip()))
+    """Whether ``text`` names what its equation's other side gives: an unknown (``x``,
+    ``a_1``, ``\\theta``, ``f(x)``), a tuple of them (``(p, q)``) or a quantity written with
+    letters only (``AB``, ``|AB|``, ``\\frac{NO}{BO}``); not ``a + 3z`` or ``2x``."""
+    text = text.strip()
+    if text in _CONSTANTS:
+        return False
+    if _NAME.fullmatch(text):
+        return True
+    return bool(_QUANTITY.fullmatch(_QUANTITY_COMMANDS.sub("", text))) and any(c.isalpha() for c in text)

@@ -15,7 +15,8 @@ Rules (documented choices):
   (``3+4i``) or evaluates to a non-real number (``\\sqrt{-4}``).
 * Nothing is evaluated whose size bound (``_log10_bound``) exceeds ``MAX_LOG10`` digits,
   e.g. ``10^{10^{10^{10}}}``, nor any integral, sum, product, limit or derivative: those
-  compare structurally only.
+  compare structurally only (after sympy's canonical reordering of terms and factors).
+* An undefined value (``zoo``, ``nan``: ``1/0``, or ``12:00`` read as a ratio) equals nothing.
 """
 
 from __future__ import annotations
@@ -43,10 +44,12 @@ _GROWING = (sympy.factorial, sympy.factorial2, sympy.gamma, sympy.binomial, symp
 def exprs_equal(pred: sympy.Basic, gold: sympy.Basic, decimal_gold: bool = False) -> bool:
     """Whether two parsed expressions denote the same value (see the module docstring)."""
     pred, gold = _strip_unevaluated(pred), _strip_unevaluated(gold)
+    if pred.has(sympy.zoo, sympy.nan) or gold.has(sympy.zoo, sympy.nan):
+        return False  # `12:00` read as 12/0: undefined values are never an answer
     if pred == gold:
         return True
     if not (is_evaluable(pred) and is_evaluable(gold)):
-        return False
+        return _bounded(pred) and _bounded(gold) and _rebuilt(pred) == _rebuilt(gold)
     if isinstance(pred, sympy.MatrixBase) or isinstance(gold, sympy.MatrixBase):
         return _matrices_equal(pred, gold, decimal_gold)
     complex_gold = _mentions_i(gold)  # before doit, which may cancel `0i`
@@ -73,10 +76,8 @@ def proportional(a: sympy.Expr, b: sympy.Expr) -> bool:
     ratios = []
     for point in _probe_points(a.free_symbols | b.free_symbols):
         va, vb = _value_at(a, point), _value_at(b, point)
-        if va is None or vb is None:
-            return False
-        if abs(vb) < 1e-20 or abs(va) < 1e-20:
-            continue
+        if va is None or vb is None or abs(vb) < 1e-20 or abs(va) < 1e-20:
+            continue  # a pole or a root of one side: no ratio here
         ratios.append(va / vb)
     if len(ratios) < _PROBE_NEEDED:
         return False
@@ -86,18 +87,33 @@ def proportional(a: sympy.Expr, b: sympy.Expr) -> bool:
 
 def is_evaluable(expr: sympy.Basic) -> bool:
     """Whether evaluating ``expr`` is cheap enough: bounded size, no unevaluated calculus."""
+    return not expr.has(*_NOT_EVALUATED) and _bounded(expr)
+
+
+def _bounded(expr: sympy.Basic) -> bool:
     try:
-        if expr.has(*_NOT_EVALUATED):
-            return False
         return _log10_bound(expr) <= MAX_LOG10
     except RecursionError:
         return False
 
 
+def _rebuilt(expr: sympy.Basic) -> sympy.Basic:
+    """``expr`` with every node rebuilt by sympy's constructors (canonical argument order) but
+    sums, integrals and limits left unevaluated: ``F_{n-k-1} F_k`` inside a sum equals
+    ``F_k F_{n-k-1}``.  Only called on bounded expressions."""
+    if expr.is_Atom or not expr.args:
+        return expr
+    return expr.func(*[_rebuilt(arg) for arg in expr.args])
+
+
 def _log10_bound(expr: sympy.Basic) -> float:
-    """A loose upper bound on log10 of |value| and of 1/|value| (with unknowns near 1)."""
+    """An upper bound on |log10 |value||: the digits of the value or of its reciprocal
+    (unknowns count as values near 1).  Sums may cancel to smaller values; that is harmless,
+    only huge numbers are expensive."""
+    if isinstance(expr, sympy.MatrixBase):
+        return max((_log10_bound(entry) for entry in expr), default=0.0)
     if expr.is_Rational:
-        return max(expr.p.bit_length(), expr.q.bit_length(), 1) * math.log10(2)
+        return max(_log10_abs(expr.p), _log10_abs(expr.q))
     if expr.is_Float:
         return abs(expr._mpf_[2] + expr._mpf_[3]) * math.log10(2) + 1
     if expr.is_Atom:
@@ -107,7 +123,7 @@ def _log10_bound(expr: sympy.Basic) -> float:
         exponent_digits = _log10_bound(exponent)
         if exponent_digits > 6:
             return math.inf
-        return 10 ** exponent_digits * max(_log10_bound(base), 1.0)
+        return 10 ** exponent_digits * _log10_bound(base)
     child_bounds = [_log10_bound(arg) for arg in expr.args if isinstance(arg, sympy.Basic)]
     if isinstance(expr, _GROWING):
         n_digits = max(child_bounds, default=1.0)
@@ -117,6 +133,13 @@ def _log10_bound(expr: sympy.Basic) -> float:
     if expr.is_Add:
         return max(child_bounds, default=1.0) + math.log10(len(child_bounds) + 1)
     return max(child_bounds, default=1.0)
+
+
+def _log10_abs(n: int) -> float:
+    n = abs(n)
+    if n == 0:
+        return 0.0
+    return math.log10(n) if n.bit_length() < 1000 else n.bit_length() * math.log10(2)
 
 
 def _strip_unevaluated(expr: sympy.Basic) -> sympy.Basic:

@@ -4,8 +4,8 @@ Priority, applied to the text after ``</think>`` (or, if that yields nothing, to
 inside the think block):
 
 1. the last ``\\boxed{...}`` / ``\\boxed ...`` / ``\\fbox{...}``, braces matched by hand;
-   boxes that directly precede it, separated only by commas, ``and``, ``\\quad`` or math
-   delimiters, join it (``\\boxed{2} and \\boxed{3}`` -> ``2, 3``); an unclosed box (a
+   boxes that directly precede it, separated only by commas, ``and``, ``\\quad``, math
+   delimiters or a ``y_2 =``, join it (``\\boxed{2} and \\boxed{3}`` -> ``2, 3``); an unclosed box (a
    truncated response) is skipped for an earlier closed one, and if there is none the text
    has no answer.  An explicit "answer is ..." written after the last box wins over it
    (boxed intermediate values, then "The final answer is $10,455$");
@@ -21,19 +21,22 @@ Every scan is linear in the text length; regexes used here cannot backtrack badl
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 from rewards.normalize import closing_brace, strip_delimiters
 
 _BOX_COMMANDS = ("\\boxed", "\\fbox")
 _MAX_BOXES_TRIED = 10  # unclosed boxes cost a scan to the end each; bound the retries
 _MAX_JOINED_BOXES = 10
+_MAX_SEPARATOR_CHARS = 80  # text between boxes that join; also bounds the regex's work
 _PHRASE = re.compile(r"answer\s*(?:is\b|:)|####", re.IGNORECASE)
 # "or" is left out on purpose: `\boxed{15\frac{39}{40}}, or \boxed{\frac{639}{40}}` offers
 # two forms of one answer, and the last one is taken.
 _BOX_SEPARATOR = re.compile(
-    r"(?:[\s,;$]|\\[()\[\]]|\\q?quad|\\text\{\s*and\s*\}|\band\b)*")
-_NUMBER = re.compile(r"(?<![\w.])-?\d+(?:,\d{3})*(?:\.\d+)?(?:/\d+)?(?!\w)")
-_LAST_IS = re.compile(r".*\s(?:is|are|equals)\s+", re.S)
+    r"(?:[\s,;$]|\\[()\[\]]|\\q?quad|\\text\{\s*and\s*\}|\band\b"
+    r"|\b[A-Za-z](?:_\{?\w+\}?)?\s*=)*")  # `\boxed{1} and y_2 = \boxed{2}`
+_NUMBER = re.compile(r"(?<![\w.])-?\d+(?:,\d{3})*(?:\.\d+)?(?:/\d+)?%?(?!\w)")
+_IS_WORD = re.compile(r"\s(?:is|are|equals)\s")
 _MATH_SPANS = (("$$", "$$"), ("$", "$"), ("\\(", "\\)"), ("\\[", "\\]"))
 
 
@@ -50,24 +53,25 @@ def extract_answer(text: str) -> str | None:
     return _search(text)
 
 
+def marks_an_answer(text: str) -> bool:
+    """Whether ``text`` marks its final answer (a box, "answer is"/"Answer:", "####"), as a
+    reference solution does; a bare gold answer does not."""
+    return any(cmd in text for cmd in _BOX_COMMANDS) or _PHRASE.search(text) is not None
+
+
 def _search(text: str) -> str | None:
     box = _last_boxed(text)
     if box is None and any(cmd in text for cmd in _BOX_COMMANDS):
         return None  # only unclosed boxes: a truncated answer, not one to guess at
     phrase = _last_phrase(text)
-    if box is not None and phrase is not None and phrase[0] > box[0] and _looks_like_answer(phrase[1]):
-        box = None  # "The final answer is ..." after the boxes is the final word
-    candidates = (box and box[1], phrase and phrase[1], _last_math_span(text), _last_number(text))
-    for answer in candidates:
-        if answer is not None:
-            answer = _clean(answer)
-            if answer:
-                return answer
+    if box is not None and phrase is not None and phrase.start > box[0] and phrase.confident:
+        box = None  # "The final answer is $10,455$" after boxed intermediate values
+    if box is not None:
+        return _clean(box[1]) or None  # an empty box is an empty answer, not a cue to guess
+    for answer in (phrase and phrase.answer, _last_stated_result(text)):
+        if answer is not None and (answer := _clean(answer)):
+            return answer
     return None
-
-
-def _looks_like_answer(text: str) -> bool:
-    return any(ch.isdigit() or ch in "\\$" for ch in text)
 
 
 def _clean(answer: str) -> str:
@@ -118,7 +122,8 @@ def _join_preceding_boxes(text: str, start: int, content: str) -> list[str]:
         if box is None or box[2] is None:
             break
         prev_start, prev_stop, prev_content = box
-        if prev_stop > start or not _BOX_SEPARATOR.fullmatch(text, prev_stop, start):
+        if not 0 <= start - prev_stop <= _MAX_SEPARATOR_CHARS or not _BOX_SEPARATOR.fullmatch(
+                text, prev_stop, start):
             break
         contents.insert(0, prev_content)
         start = prev_start
@@ -127,23 +132,45 @@ def _join_preceding_boxes(text: str, start: int, content: str) -> list[str]:
 
 # --- "the answer is ..." -------------------------------------------------------------------
 
-def _last_phrase(text: str) -> tuple[int, str] | None:
-    """(start of the last answer phrase, what it announces)."""
+@dataclass(frozen=True)
+class _Phrase:
+    start: int  # where the phrase ("answer is", "Answer:", "####") begins
+    answer: str
+    confident: bool  # a math span or a number right after the phrase, not a sentence
+
+
+def _last_phrase(text: str) -> _Phrase | None:
     last = None
     for last in _PHRASE.finditer(text):
         pass
     if last is None:
         return None
     rest = text[last.end():].lstrip(" \t:*")
-    answer = _leading_math_span(rest) or _first_sentence(rest)
-    return (last.start(), answer) if answer else None
+    quote = next((q for q in ('\\"', '"') if rest.startswith(q)), "")  # a quoted answer
+    rest = rest[len(quote):]
+    span = _leading_math_span(rest)
+    if span is not None:
+        return _Phrase(last.start(), span, True)
+    sentence = _first_sentence(rest)
+    if sentence is not None and quote:
+        sentence = sentence.split(quote, 1)[0].strip()
+    if not sentence:
+        return None
+    if last.group().endswith(":"):
+        sentence = _after_last_is(sentence)  # "Answer: The largest $n$ is 34" -> "34"
+    confident = (sentence[0].isdigit() or sentence[0] in "-$") and not any(
+        cmd in sentence for cmd in _BOX_COMMANDS)
+    return _Phrase(last.start(), sentence, confident)
 
 
 def _leading_math_span(text: str) -> str | None:
+    """The math span ``text`` starts with, when the sentence ends right after it (in
+    "$12$ and $13$" the answer is the whole sentence, not its first span)."""
     for left, right in _MATH_SPANS:
         if text.startswith(left):
             close = _find_unescaped(text, right, len(left))
-            if close > len(left):
+            after = text[close + len(right):close + len(right) + 2]
+            if close > len(left) and (not after.strip() or after[0] in ".,;\n" or after == " I"):
                 return text[len(left):close]
     return None
 
@@ -155,8 +182,14 @@ def _first_sentence(text: str) -> str | None:
         if ch == "." and (i + 1 == len(line) or not line[i + 1].isdigit()):
             line = line[:i]
             break
-    line = _LAST_IS.sub("", line, count=1)  # "The largest $n$ is 34" -> "34"
     return line.strip() or None
+
+
+def _after_last_is(sentence: str) -> str:
+    last = None
+    for last in _IS_WORD.finditer(sentence):
+        pass
+    return sentence[last.end():].strip() or sentence if last else sentence
 
 
 def _find_unescaped(text: str, token: str, start: int) -> int:
@@ -169,17 +202,25 @@ def _find_unescaped(text: str, token: str, start: int) -> int:
 
 # --- fallbacks -----------------------------------------------------------------------------
 
-def _last_math_span(text: str) -> str | None:
-    """Content of the math span that ends last in ``text``."""
-    best_end, best = -1, None
+def _last_stated_result(text: str) -> str | None:
+    """The last math span, or the last number if one stands after it ("... by 100%.")."""
+    span, number = _last_math_span(text), _last_number(text)
+    if span is None or (number is not None and number[0] > span[0]):
+        return number and number[1]
+    return span[1]
+
+
+def _last_math_span(text: str) -> tuple[int, str] | None:
+    """(end, content) of the math span that ends last in ``text``."""
+    best: tuple[int, str] | None = None
     for left, right in (("\\(", "\\)"), ("\\[", "\\]")):
         close = text.rfind(right)
         open_ = text.rfind(left, 0, close) if close > 0 else -1
-        if open_ >= 0 and close > best_end:
-            best_end, best = close, text[open_ + 2:close]
+        if open_ >= 0 and (best is None or close > best[0]):
+            best = close, text[open_ + 2:close]
     dollar = _last_dollar_span(text)
-    if dollar is not None and dollar[0] > best_end:
-        best = dollar[1]
+    if dollar is not None and (best is None or dollar[0] > best[0]):
+        best = dollar
     return best
 
 
@@ -205,8 +246,8 @@ def _last_dollar_span(text: str) -> tuple[int, str] | None:
     return last
 
 
-def _last_number(text: str) -> str | None:
+def _last_number(text: str) -> tuple[int, str] | None:
     last = None
     for last in _NUMBER.finditer(text):
         pass
-    return last.group() if last else None
+    return (last.start(), last.group()) if last else None

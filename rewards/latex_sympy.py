@@ -1,25 +1,31 @@
-"""LaTeX (or plain-text math) -> sympy, without ever evaluating the text as Python.
+"""LaTeX -> sympy, without ever evaluating the text as Python.
 
-We reuse the ANTLR grammar of ``latex2sympy2_extended`` but not all of its conversion code.
-Auditing its 1.11 source for paths that hand user text to ``eval``:
+We reuse the ANTLR grammar of ``latex2sympy2_extended`` (1.11) and most of its conversion
+code.  What an audit of its source found, and what this module does about it:
 
-* ``_Latex2Sympy.parse_number`` and the module-level ``convert_number`` build numbers with
-  ``sympy.Number(text)``; a ``str`` argument goes through ``sympify`` -> ``parse_expr`` ->
-  ``eval``.  The text is only a lexer NUMBER token, so it is not an injection by itself, but
-  it is an ``eval`` on model text and it turns ``0.5`` into an inexact Float.  ``_SafeConverter``
-  overrides both paths and builds exact ``Integer``/``Rational`` objects directly.
-* ``_Latex2Sympy.__init__`` calls ``parse_expr`` on ``variable_values`` given as strings; we
-  never pass any.
-* ``\\operatorname{zeros|ones|diag|...}(n, m)`` builds dense matrices of a size taken from the
-  text (a memory bomb), and ``\\det`` computes determinants; we rewrite ``\\operatorname{f}`` to
-  a plain symbol name before parsing and refuse ``\\det``/``vmatrix``.
+* Text reaching ``eval``: ``_Latex2Sympy.parse_number`` and the module-level
+  ``convert_number`` build numbers with ``sympy.Number(text)``; a ``str`` argument goes
+  through ``sympify`` -> ``parse_expr`` -> ``eval``.  The text is a lexer NUMBER token, so it
+  is not an injection by itself, but it is an ``eval`` of model text, and it makes ``0.5`` an
+  inexact Float.  ``_SafeConverter`` overrides ``parse_number`` and intercepts, in ``parse``,
+  the "1,234" inputs the base class sends to ``convert_number``; numbers are built as exact
+  ``Integer``/``Rational`` by hand.  ``_Latex2Sympy.__init__`` calls ``parse_expr`` on
+  ``variable_values`` given as strings; we never pass any.  Elsewhere ``sympify`` only sees
+  sympy objects (``FiniteSet``, ``And``), which parses nothing.  No ``eval``/``exec`` call.
+* Wrong values: the base ``convert_postfix_list`` reads any "integer, then positive
+  rational" juxtaposition as a mixed number, so ``2(3)`` was 5; ours multiplies (mixed
+  numbers are recognised by shape in ``rewards/answer_forms.py``).  ``lowercase_symbols``
+  (default on) made ``P`` and ``p`` equal; we turn it off.
+* Work controlled by the text: ``\\operatorname{zeros|ones|diag}(n, m)`` allocates n*m
+  matrices and ``\\det`` computes determinants (rewritten to plain names / refused);
+  ``\\binom`` of integer literals is evaluated while parsing (refused with 5+ digit
+  numbers); the ANTLR prediction cost grows steeply with bracket nesting (refused beyond
+  ``MAX_NESTING_DEPTH``); deep inputs raise RecursionError (caught).  Powers are built with
+  ``evaluate=False``, so ``10^{10^{10}}`` stays unevaluated until ``rewards/expr_equal.py``
+  decides it is small enough.
 * ``normalize_latex`` (applied by ``latex2sympy`` unless told otherwise) deletes trailing
-  one-letter "units" such as ``c``, ``m`` or ``s`` (``2 + c`` -> ``2 +``); we pass
-  ``normalization_config=None`` and normalize ourselves (``rewards/normalize.py``).
-* ``sympify`` is otherwise only applied to already-built sympy objects (FiniteSet, And), which
-  does not parse text.
-
-Everything else builds sympy objects from the parse tree with ``evaluate=False``.
+  one-letter "units" such as ``c``, ``m`` or ``s`` (``2 + c`` -> ``2 +``); we call the
+  converter directly and normalize ourselves (``rewards/normalize.py``).
 """
 
 from __future__ import annotations
@@ -121,7 +127,7 @@ def _rewrite_operatorname(text: str) -> str:
     return _OPERATORNAME.sub(repl, text)
 
 
-def nesting_depth(text: str) -> int:
+def _nesting_depth(text: str) -> int:
     depth = deepest = 0
     for ch in text:
         if ch in "([{":
@@ -135,7 +141,7 @@ def nesting_depth(text: str) -> int:
 def _refused(text: str) -> bool:
     return (not text.strip() or len(text) > MAX_PARSE_CHARS
             or any(r in text for r in _REFUSED) or bool(_HUGE_BINOMIAL.search(text))
-            or nesting_depth(text) > MAX_NESTING_DEPTH)
+            or _nesting_depth(text) > MAX_NESTING_DEPTH)
 
 
 def latex_to_sympy(text: str) -> sympy.Basic | None:

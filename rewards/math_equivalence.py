@@ -7,26 +7,36 @@ values reach sympy (``rewards/expr_equal.py``).  No text is ever evaluated as Py
 
 Comparison rules (documented choices; math-verify was the reference point):
 
-* Equations: ``x = 3`` equals ``3`` either way round; two assignments must name the same
-  unknown (``x=3`` vs ``y=3`` differ); other equations are equal when ``lhs - rhs`` of one
-  is a nonzero constant multiple of the other's (``y = 2x+1`` vs ``2x - y + 1 = 0``).
+* Equations: ``x = 3`` equals ``3`` either way round, and so does a named quantity
+  (``AB = 4``, ``|AB| = 1``, ``(p, q) = (3, 2)``); two such assignments must name the same
+  thing (``x=3`` vs ``y=3`` differ).  Other equations are equal when ``lhs - rhs`` of one
+  is a nonzero constant multiple of the other's (``y = 2x+1`` vs ``2x - y + 1 = 0``); a bare
+  value never equals them (``0`` is not ``a + 3z = 0``).
 * Lists: order matters for tuples ``(1,2)`` and ``[1,2]`` (and the bracket kinds must
-  match); a set ``\\{1,2\\}``, a bare list ``1, 2`` and ``a \\pm b`` are unordered.  A tuple
-  against a bare list compares in order; a set never equals a tuple.  A one-element set or
-  list equals its element.
+  match).  A set ``\\{1,2\\}`` (or ``{1, 2}`` with grouping braces), a bare list ``1, 2`` and
+  ``a \\pm b`` are unordered and compare as sets: every element needs a partner on the
+  other side, a repeated element is harmless; ``\\pm`` inside a set gives two elements.
+  A tuple against a bare list compares in order; a set never equals a tuple.  A
+  one-element set or list equals its element.
 * Intervals: a pair with mixed brackets or an infinite end, a union, or an inequality in one
-  unknown is a set of reals; ``x \\le 3`` equals ``(-\\infty, 3]`` and ``2 < x < 5`` equals
-  ``(2, 5)``, while ``[2,5)`` and ``(2,5)`` differ.  A bare list of inequalities is their
-  union (``x < 1 \text{ or } x > 5``): "and" and "or" both become commas in normalization,
-  and MATH writes an intersection as one chain (``1 < x < 5``), not as a list.
+  unknown is a set of reals; ``x \\le 3`` equals ``(-\\infty, 3]``, ``2 < x < 5`` equals
+  ``(2, 5)`` and ``-x > -1`` equals ``x < 1`` (inequalities are solved by sympy when small
+  and free of periodic functions), while ``[2,5)`` and ``(2,5)`` differ.  The unknown may
+  be a function value (``0 < f(x) < 1``).  A bare list of inequalities is their union
+  (``x < 1 \\text{ or } x > 5``): "and" and "or" both become commas in normalization, and
+  MATH writes an intersection as one chain (``1 < x < 5``), not as a list.
 * Percent: ``50\\%`` equals ``50`` (the number with its sign dropped) and ``0.5`` (its
   value); without a percent sign on either side, ``50`` and ``0.5`` differ.
-* Bases: ``52_8`` equals ``52_{8}`` and nothing written in another base: ``52`` is base 10,
-  so ``52_8`` differs from ``52`` and from 42, and ``101_2`` differs from ``5``.
-* Matrices compare elementwise with equal shapes; a one-row or one-column matrix also
-  equals the tuple of its entries.
-* Words compare case-insensitively (``\\text{Monday}`` = ``monday``); multiple-choice
-  letters as letters (``(B)`` = ``B`` = ``\\text{(B)}``).
+* Bases: when both sides name a base, value and base must agree (``52_8`` = ``52_{8}``,
+  ``52_8`` != ``52_{10}``). When one side omits it, the digits as written must agree:
+  ``52`` is accepted for ``52_8`` (MATH golds carry the subscript the question asked for, which
+  answers often leave out), but the decimal value 42 is not, nor ``5`` for ``101_2``.
+* Matrices compare elementwise with equal shapes; a scalar in front multiplies every entry
+  (``-\\begin{pmatrix}...``, ``\\frac{1}{3}\\begin{pmatrix}...``); a one-row or one-column
+  matrix also equals the tuple of its entries.
+* Words compare case-insensitively, without a leading article (``\\text{an ellipse}`` =
+  ``ellipse``); a clock time ``12:00`` is a word, not a ratio; multiple-choice letters
+  compare as letters (``(B)`` = ``B`` = ``\\text{(B)}``).
 """
 
 from __future__ import annotations
@@ -34,6 +44,8 @@ from __future__ import annotations
 import re
 
 import sympy
+from sympy.core.function import AppliedUndef
+from sympy.solvers.inequalities import solve_univariate_inequality
 
 from rewards.answer_forms import (
     Answer,
@@ -49,25 +61,29 @@ from rewards.answer_forms import (
     parse_answer,
 )
 from rewards.expr_equal import exprs_equal, is_evaluable, proportional
-from rewards.extract import extract_answer
+from rewards.extract import extract_answer, marks_an_answer
 from rewards.normalize import MAX_ANSWER_CHARS, normalize_answer
 
-# Lists longer than this are compared as multisets of strings (matching is quadratic).
+# Lists longer than this are compared as sets of strings (matching is quadratic).
 _MAX_MATCHED_ITEMS = 30
-_INEQUALITIES = {"<", ">", "\\le", "\\ge", "\\ne"}
-_GOLD_SOLUTION_MARKERS = ("\\boxed", "\\fbox", "####")
+_RELATIONS = {"<": sympy.StrictLessThan, ">": sympy.StrictGreaterThan, "\\le": sympy.LessThan,
+              "\\ge": sympy.GreaterThan, "\\ne": sympy.Unequality}
+_INEQUALITIES = set(_RELATIONS)
+# Inequalities beyond these sizes are not solved (sympy's solver is slow on big ones).
+_SOLVE_MAX_OPS = 30
+_SOLVE_MAX_DEGREE = 4
 
 
 def math_verifier(response: str, gold: str) -> bool:
     """The built-in "math" verifier: extract the response's answer, compare it to ``gold``.
 
-    ``gold`` is a bare answer, or a reference solution holding a ``\\boxed{}`` (or a GSM8K
-    ``#### answer`` line), in which case its answer is extracted the same way.
+    ``gold`` is a bare answer, or a reference solution that marks its answer (a ``\\boxed{}``,
+    "The final answer is ...", a GSM8K ``#### answer`` line), which is extracted the same way.
     """
     pred = extract_answer(response)
     if pred is None:
         return False
-    if any(marker in gold for marker in _GOLD_SOLUTION_MARKERS):
+    if marks_an_answer(gold):
         gold_answer = extract_answer(gold)
         if gold_answer is None:
             return False
@@ -76,10 +92,16 @@ def math_verifier(response: str, gold: str) -> bool:
 
 
 def answers_equivalent(pred: str, gold: str) -> bool:
-    """Whether two final-answer strings denote the same answer (see the module docstring)."""
+    """Whether two final-answer strings denote the same answer (see the module docstring).
+
+    Any failure on model text means "not verified" (False), except MemoryError: that is the
+    worker's address-space limit, which the verifier runtime must see to retire the worker.
+    """
     try:
         return bool(_equivalent(pred, gold))
-    except Exception:  # noqa: BLE001 - any failure on model text means "not verified"
+    except MemoryError:
+        raise
+    except Exception:  # noqa: BLE001 - parse and sympy failures on model text
         return False
 
 
@@ -110,7 +132,7 @@ def forms_equal(pred: Answer, gold: Answer) -> bool:
     if isinstance(pred, Text) or isinstance(gold, Text):
         return _words(pred) is not None and _words(pred) == _words(gold)
     if isinstance(pred, BaseNumber) or isinstance(gold, BaseNumber):
-        return _based_value(pred) is not None and _based_value(pred) == _based_value(gold)
+        return _bases_equal(pred, gold)
     if isinstance(pred, Scalar) and isinstance(gold, Scalar):
         return _scalars_equal(pred, gold)
     return False
@@ -160,12 +182,13 @@ def _words(answer: Answer) -> str | None:
     return None
 
 
-def _based_value(answer: Answer) -> tuple[int, int] | None:
-    if isinstance(answer, BaseNumber):
-        return answer.value, answer.base
-    if isinstance(answer, Scalar) and answer.expr is not None and answer.expr.is_Integer:
-        return int(answer.expr), 10
-    return None
+def _bases_equal(pred: Answer, gold: Answer) -> bool:
+    if isinstance(pred, BaseNumber) and isinstance(gold, BaseNumber):
+        return (pred.value, pred.base) == (gold.value, gold.base)
+    based, plain = (pred, gold) if isinstance(pred, BaseNumber) else (gold, pred)
+    if isinstance(plain, Scalar) and plain.expr is not None and plain.expr.is_Integer and plain.expr >= 0:
+        return str(int(plain.expr)) == based.digits
+    return False
 
 
 # --- relations -----------------------------------------------------------------------------
@@ -176,7 +199,7 @@ def _is_assignment(answer: Answer) -> bool:
 
 def _relations_equal(pred: Answer, gold: Answer) -> bool:
     if _is_assignment(pred) and _is_assignment(gold):
-        same_name = _compact(pred.lhs_text) == _compact(gold.lhs_text)
+        same_name = _name_key(pred.lhs_text) == _name_key(gold.lhs_text)
         return same_name and forms_equal(pred.parts[1], gold.parts[1])
     if _is_assignment(gold) and not isinstance(pred, Relation):
         return forms_equal(pred, gold.parts[1])
@@ -187,6 +210,10 @@ def _relations_equal(pred: Answer, gold: Answer) -> bool:
     if pred.ops == ("=",) and gold.ops == ("=",):
         return _equations_equal(pred, gold)
     return _sets_equal(pred, gold)
+
+
+def _name_key(name: str) -> str:
+    return re.sub(r"[{}\s]", "", name)  # `x_{1}` and `x_1` name the same unknown
 
 
 def _equations_equal(pred: Relation, gold: Relation) -> bool:
@@ -275,43 +302,52 @@ def _interval(low: sympy.Expr, high: sympy.Expr, left_open: bool, right_open: bo
 
 
 def _inequality_set(relation: Relation) -> sympy.Set | None:
-    """The solution set of ``a op x op b ...`` with ``x`` a lone unknown, or None."""
-    values = [_value(p) if not _lone_symbol(p) else _lone_symbol(p) for p in relation.parts]
-    unknowns = {v for v in values if isinstance(v, sympy.Symbol)}
-    if len(unknowns) != 1 or any(v is None for v in values):
+    """The real solution set of ``a op b op c ...`` in one unknown, or None.  The unknown may
+    be a symbol (``-x > -1``, ``1 \\le |z| \\le 2``) or a function value (``0 < f(x) < 1``)."""
+    if any(op not in _INEQUALITIES for op in relation.ops):
         return None
-    unknown = unknowns.pop()
+    sides = [_value(part) for part in relation.parts]
+    if any(side is None for side in sides):
+        return None
+    unknown = sympy.Dummy("t", real=True)
+    sides = _as_one_unknown(sides, unknown)
+    if sides is None:
+        return None
     result: sympy.Set = sympy.S.Reals
-    for left, op, right in zip(values, relation.ops, values[1:]):
-        if op not in _INEQUALITIES:
-            return None
-        piece = _half_line(left, op, right, unknown)
+    for left, op, right in zip(sides, relation.ops, sides[1:]):
+        piece = _solve_inequality(left - right, op, unknown)
         if piece is None:
             return None
         result = sympy.Intersection(result, piece)
     return result
 
 
-def _lone_symbol(answer: Answer) -> sympy.Symbol | None:
-    if isinstance(answer, Scalar) and isinstance(answer.expr, sympy.Symbol):
-        return answer.expr
-    return None
-
-
-def _half_line(left: sympy.Expr, op: str, right: sympy.Expr, unknown: sympy.Symbol) -> sympy.Set | None:
-    if left == unknown and right.free_symbols == set():
-        bound, unknown_on_left = right, True
-    elif right == unknown and left.free_symbols == set():
-        bound, unknown_on_left = left, False
-    else:
+def _as_one_unknown(sides: list[sympy.Expr], unknown: sympy.Dummy) -> list[sympy.Expr] | None:
+    """``sides`` with their single unknown (a symbol, or one ``f(x)``) replaced by ``unknown``."""
+    applied = set().union(*(side.atoms(AppliedUndef) for side in sides))
+    if len(applied) > 1:
         return None
-    if op == "\\ne":
-        return sympy.Union(sympy.Interval.open(-sympy.oo, bound), sympy.Interval.open(bound, sympy.oo))
-    below = (op in ("<", "\\le")) == unknown_on_left  # the unknown is below the bound
-    strict = op in ("<", ">")
-    if below:
-        return sympy.Interval(-sympy.oo, bound, True, strict)
-    return sympy.Interval(bound, sympy.oo, strict, True)
+    if applied:
+        function_value = applied.pop()
+        sides = [side.xreplace({function_value: unknown}) for side in sides]
+        return None if any(side.free_symbols - {unknown} for side in sides) else sides
+    symbols = set().union(*(side.free_symbols for side in sides))
+    if len(symbols) != 1:
+        return None
+    symbol = symbols.pop()
+    return [side.xreplace({symbol: unknown}) for side in sides]
+
+
+def _solve_inequality(difference: sympy.Expr, op: str, unknown: sympy.Dummy) -> sympy.Set | None:
+    """Solve ``difference op 0`` over the reals; None when it is too big to try."""
+    if unknown not in difference.free_symbols or sympy.count_ops(difference) > _SOLVE_MAX_OPS:
+        return None
+    if difference.is_polynomial(unknown) and sympy.degree(difference, unknown) > _SOLVE_MAX_DEGREE:
+        return None
+    if any(not isinstance(f, sympy.Abs) for f in difference.atoms(sympy.Function)):
+        return None  # the solver answers `sin x > 0` with one period only
+    inequality = _RELATIONS[op](difference, 0)
+    return solve_univariate_inequality(inequality, unknown, relational=False)
 
 
 def _set_components(value: sympy.Set) -> list[sympy.Set]:
@@ -330,8 +366,6 @@ def _components_equal(pred: sympy.Set, gold: sympy.Set) -> bool:
 # --- lists, tuples, matrices ---------------------------------------------------------------
 
 def _sequences_equal(pred: Sequence, gold: Sequence) -> bool:
-    if len(pred.items) != len(gold.items):
-        return False
     pred_bracketed = pred.opener not in ("", "\\{")
     gold_bracketed = gold.opener not in ("", "\\{")
     if pred_bracketed and gold_bracketed:
@@ -348,18 +382,21 @@ def _match_ordered(pred: tuple[Answer, ...], gold: tuple[Answer, ...]) -> bool:
 
 
 def _match_unordered(pred: list, gold: list, equal) -> bool:
-    """Greedy matching of two multisets under ``equal`` (items are few and rarely ambiguous)."""
-    if len(pred) != len(gold):
-        return False
-    if len(pred) > _MAX_MATCHED_ITEMS:
-        return sorted(map(repr, pred)) == sorted(map(repr, gold))
-    remaining = list(gold)
-    for item in pred:
-        match = next((i for i, g in enumerate(remaining) if equal(item, g)), None)
-        if match is None:
-            return False
-        remaining.pop(match)
-    return True
+    """Set equality under ``equal``: every item has a partner on the other side (a repeated
+    element is harmless, a missing or extra one is not)."""
+    if not pred or not gold:
+        return not pred and not gold
+    if max(len(pred), len(gold)) > _MAX_MATCHED_ITEMS:
+        return set(map(repr, pred)) == set(map(repr, gold))
+    verdicts: dict[tuple[int, int], bool] = {}
+
+    def same(i: int, j: int) -> bool:
+        if (i, j) not in verdicts:
+            verdicts[i, j] = equal(pred[i], gold[j])
+        return verdicts[i, j]
+
+    return (all(any(same(i, j) for j in range(len(gold))) for i in range(len(pred)))
+            and all(any(same(i, j) for i in range(len(pred))) for j in range(len(gold))))
 
 
 def _matrix_equal(pred: Answer, gold: Answer) -> bool:

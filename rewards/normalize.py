@@ -16,7 +16,8 @@ into sympy.  The rules, and why each exists:
   ``Monday`` and ``\\text{(B)}`` is ``(B)``.
 * Thousands separators: ``2,125`` is 2125 only when the whole answer is one number with
   comma groups of exactly three digits and no spaces; ``(2,125)`` and ``2, 125`` stay lists.
-* Plain-text math written by models (``sqrt(2)``, ``x**2``, ``pi``, ``>=``) becomes LaTeX.
+* Plain-text math written by models (``sqrt(2)``, ``x**2``, ``pi``, ``>=``) becomes LaTeX;
+  a repeating decimal ``0.\\overline{3}`` becomes the exact fraction.
 """
 
 from __future__ import annotations
@@ -48,14 +49,15 @@ _COMMAND_ALIASES = [
     (re.compile(r"\\(?:displaystyle|textstyle|limits)(?![A-Za-z])"), ""),
     (re.compile(r"\\(?:left|right|bigl|bigr|Bigl|Bigr|biggl|biggr|Biggl|Biggr|big|Big|bigg|Bigg)"
                 r"(?![A-Za-z])\.?"), ""),
-    # Digit groups split by a thin space: 1\,000 -> 1000.
+    # Digit groups split by a thin space (1\,000) or a comma and a negative space (32,\! 349).
     (re.compile(r"(\d)\\[,!](?=\d{3}(?!\d))"), r"\1"),
+    (re.compile(r"(\d),\s*\\!\s*(?=\d{3}(?!\d))"), r"\1,"),
     (re.compile(r"(?<!\\)\\[!,]"), ""),
-    (re.compile(r"(?<!\\)\\(?:[;:\s]|q?quad(?![A-Za-z]))|~"), " "),
-    (re.compile(r"\{,\}"), ","),
+    (re.compile(r"(?<!\\)\\(?:[;:\s]|q?quad)|~"), " "),
+    (re.compile(r"\s*\{\s*,\s*\}\s*"), ","),
     (re.compile(r"\^\s*\{\s*\\circ\s*\}|\^\s*\\circ|\\circ\s*$|\\degree(?![A-Za-z])"), ""),
     (re.compile(r"\\%"), "%"),
-    (re.compile(r"\s*\\(?:text|mbox|mathrm)\s*\{\s*(?:per\s?cent|pct)\s*\}|\s*\bper\s?cent\b"), "%"),
+    (re.compile(r"\s*\\(?:text|mbox|mathrm)\s*\{\s*(?:per\s?cent|pct)\s*\}|\s*\b(?:per\s?cent|pct)\b"), "%"),
 ]
 _PLAIN_TEXT_MATH = [
     (re.compile(r"\*\*"), "^"),
@@ -80,6 +82,8 @@ _UNIT_TAIL = re.compile(
     r"(?:\^\{?[23]\}?|\s+squared|\s+cubed)?$"
 )
 _WORDISH = re.compile(r"[A-Za-z][A-Za-z .,'\-]*")
+_REPEATING_DECIMAL = re.compile(r"(\d*)\.(\d*)\\overline\{(\d+)\}")
+_AND_OR = re.compile(r"(?:\s*,)?\s*\b(?:and|or)\b\s*")
 _E_NOTATION = re.compile(r"(-?\d+(?:\.\d+)?)[eE]([+-]?\d+)")
 _LONE_THOUSANDS = re.compile(r"-?\d{1,3}(?:,\d{3})+(?:\.\d+)?")
 _SPACES = re.compile(r"\s+")
@@ -91,12 +95,21 @@ def find_closing(text: str, start: int) -> int:
     All of ``([{`` open and ``)]}`` close, whatever their kind, because half-open
     intervals pair ``[`` with ``)``; ``\\{``/``\\}`` count like ``{``/``}``.
     """
+    return _matching(text, start, _OPENERS, _CLOSERS)
+
+
+def closing_brace(text: str, start: int) -> int:
+    """Index of the ``}`` closing ``text[start] == '{'``, counting only curly braces."""
+    return _matching(text, start, "{", "}")
+
+
+def _matching(text: str, start: int, openers: str, closers: str) -> int:
     depth = 0
     for i in range(start, len(text)):
         ch = text[i]
-        if ch in _OPENERS:
+        if ch in openers:
             depth += 1
-        elif ch in _CLOSERS:
+        elif ch in closers:
             depth -= 1
             if depth == 0:
                 return i
@@ -167,19 +180,6 @@ def unwrap_command(text: str, names: tuple[str, ...]) -> str:
     return "".join(out)
 
 
-def closing_brace(text: str, start: int) -> int:
-    """Index of the ``}`` closing ``text[start] == '{'``, counting only curly braces."""
-    depth = 0
-    for i in range(start, len(text)):
-        if text[i] == "{":
-            depth += 1
-        elif text[i] == "}":
-            depth -= 1
-            if depth == 0:
-                return i
-    return -1
-
-
 def strip_delimiters(text: str) -> str:
     """Drop surrounding math delimiters ($, $$, \\( \\), \\[ \\]) and markdown emphasis."""
     text = text.strip()
@@ -243,8 +243,19 @@ def _strip_trailing_units(text: str) -> str:
 
 
 def _and_or_to_commas(text: str) -> str:
-    # "2 and 3", "\text{ or }" (unwrapped already) separate list items.
-    return re.sub(r"\s*,?\s+(?:and|or)\s+", ", ", text)
+    # "2 and 3", "\text{ or }" (unwrapped already), "(11,7)or(7,11)" separate list items.
+    return _AND_OR.sub(", ", text)
+
+
+def _repeating_decimals(text: str) -> str:
+    """``0.\\overline{3}`` -> ``\\frac{1}{3}``, ``4.1\\overline{6}`` -> ``\\frac{25}{6}`` (exact)."""
+    def repl(match: re.Match[str]) -> str:
+        whole, fixed, repeated = match.group(1) or "0", match.group(2), match.group(3)
+        numerator = int(whole + fixed + repeated) - int(whole + fixed)
+        denominator = (10 ** len(repeated) - 1) * 10 ** len(fixed)
+        return f"\\frac{{{numerator}}}{{{denominator}}}"
+
+    return _REPEATING_DECIMAL.sub(repl, text)
 
 
 def _lone_number_forms(text: str) -> str:
@@ -265,6 +276,7 @@ def normalize_answer(text: str) -> str:
     for char, replacement in _UNICODE.items():
         if char in text:
             text = text.replace(char, replacement)
+    text = _SPACES.sub(" ", text)  # also keeps the `\s*` patterns below from rescanning runs
     text = strip_delimiters(_strip_whole_box(strip_delimiters(text)))
     # `\$` is a dollar sign, any other `$` a math-mode toggle: neither is part of the value.
     text = text.replace("\\$", "").replace("$", "").replace("\n", " ")
@@ -276,6 +288,7 @@ def normalize_answer(text: str) -> str:
         text = pattern.sub(replacement, text)
     text = _plain_sqrt_to_latex(text)
     text = _fix_shorthand_args(text)
+    text = _repeating_decimals(text)
     text = _and_or_to_commas(text)
     text = _SPACES.sub(" ", text).strip()
     text = text.rstrip(".;, ").lstrip(",; ")
