@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from mathdata.loading import ProblemFileConfig
+from mathdata.prompts import PromptConfig
 from mathdata.synthetic import SyntheticDataConfig
 from mathrl.config import require
 from policy.learner import LearnerConfig
@@ -15,6 +17,8 @@ from policy.lm_data import SFTDataConfig, StagedMixtureConfig
 from policy.tiny_model import TinyModelConfig
 from policy.tokenizer import TokenizerConfig
 from policy.train_loop import RunConfig
+from rewards.verifier import VerifierConfig
+from rollout.config import RolloutConfig
 
 
 @dataclass(frozen=True)
@@ -62,4 +66,19 @@ class SFTConfig:
         require(self.epochs > 0, "epochs", f"must be > 0, got {self.epochs}")
 
 
-STAGES = {"prepare": PrepareConfig, "pretrain": PretrainConfig, "sft": SFTConfig}
+@dataclass(frozen=True)
+class EvalConfig:
+    """Greedy accuracy of a policy on a problem set, with breakdowns by level/family/subject."""
+
+    model_path: str = "runs/sft_tiny/final"
+    data: ProblemFileConfig = field(default_factory=lambda: ProblemFileConfig(path="artifacts/tiny/data/test.jsonl"))
+    prompt: PromptConfig = field(default_factory=PromptConfig)
+    rollout: RolloutConfig = field(default_factory=lambda: RolloutConfig(n=1, temperature=0.0, max_tokens=384))
+    verifier: VerifierConfig = field(default_factory=VerifierConfig)
+    output_dir: str = "runs/eval_tiny"
+
+    def __post_init__(self) -> None:
+        require(self.rollout.n == 1, "rollout.n", f"greedy evaluation samples one response per problem, got {self.rollout.n}")
+
+
+STAGES = {"prepare": PrepareConfig, "pretrain": PretrainConfig, "sft": SFTConfig, "evaluate": EvalConfig}
