@@ -24,9 +24,13 @@ endif
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 
-# The main job on the tiny CPU default.
+# The main job on the tiny CPU default: build data + model, pretrain, SFT, evaluate.
+# Each stage resumes from its own run directory, so an interrupted `make run` picks up where it stopped.
 run: setup
 	$(PY) launch/prepare.py --config configs/prepare_tiny.yaml
+	$(PY) launch/pretrain.py --config configs/pretrain_tiny.yaml
+	$(PY) launch/sft.py --config configs/sft_tiny.yaml
+	$(PY) launch/evaluate.py --config configs/evaluate_tiny.yaml
 
 test: setup
 	$(PY) -m pytest -q
@@ -36,6 +40,9 @@ test-fast: setup
 
 bench: setup
 	$(PY) bench/decontamination.py
+	$(PY) bench/verifier.py
+	$(PY) bench/learner.py
+	$(PY) bench/rollout.py
 
 clean:
 	rm -rf $(VENV) runs

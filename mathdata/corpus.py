@@ -25,11 +25,11 @@ from pathlib import Path
 
 from mathdata.io import write_jsonl
 from mathdata.problems import Problem
+from mathrl.seeding import derive_seed
 from mathdata.synthetic import (
     Draft,
     LevelKnobs,
     SyntheticDataConfig,
-    derive_seed,
     draw_for_split,
     iter_problems,
     latex_number,

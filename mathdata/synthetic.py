@@ -44,6 +44,7 @@ from itertools import count, islice
 from typing import Literal
 
 from mathdata.problems import Problem
+from mathrl.seeding import derive_seed
 from mathrl.config import require
 
 Split = Literal["train", "test"]
@@ -180,12 +181,6 @@ def split_of(key: str) -> Split:
     """The split a problem belongs to, from a stable hash of its key (never Python's `hash`)."""
     digest = hashlib.sha256(f"mathrl-split\x1f{key}".encode()).digest()
     return "test" if int.from_bytes(digest[:8], "big") < TEST_SHARE * 2**64 else "train"
-
-
-def derive_seed(*parts: object) -> int:
-    """A 64-bit seed from any labels, the same in every process."""
-    digest = hashlib.sha256("\x1f".join(map(str, parts)).encode()).digest()
-    return int.from_bytes(digest[:8], "big")
 
 
 def draw(rng: random.Random, family: str, knobs: LevelKnobs) -> Draft:

@@ -28,8 +28,8 @@ import torch
 
 from mathdata.loading import ProblemFileConfig, load_problems
 from mathdata.prompts import PromptConfig, chat_messages
-from mathdata.synthetic import derive_seed
 from mathrl.config import require
+from mathrl.seeding import derive_seed
 from policy.losses import TensorBatch
 
 
