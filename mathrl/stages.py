@@ -18,6 +18,7 @@ from policy.tiny_model import TinyModelConfig
 from policy.tokenizer import TokenizerConfig
 from policy.train_loop import RunConfig
 from rewards.verifier import VerifierConfig
+from rl.rejection_sampling import RejectionSamplingConfig
 from rollout.config import RolloutConfig
 
 
@@ -81,4 +82,20 @@ class EvalConfig:
         require(self.rollout.n == 1, "rollout.n", f"greedy evaluation samples one response per problem, got {self.rollout.n}")
 
 
-STAGES = {"prepare": PrepareConfig, "pretrain": PretrainConfig, "sft": SFTConfig, "evaluate": EvalConfig}
+@dataclass(frozen=True)
+class RejectionSampleConfig:
+    """Sample k responses per problem with a policy, keep verified-correct ones as a new SFT set."""
+
+    model_path: str = "runs/sft_tiny/final"
+    data: ProblemFileConfig = field(default_factory=lambda: ProblemFileConfig(path="artifacts/tiny/data/train.jsonl", limit=2000))
+    prompt: PromptConfig = field(default_factory=PromptConfig)
+    sampling: RejectionSamplingConfig = field(default_factory=RejectionSamplingConfig)
+    rollout: RolloutConfig = field(default_factory=lambda: RolloutConfig(n=8, temperature=1.0, max_tokens=384))
+    verifier: VerifierConfig = field(default_factory=VerifierConfig)
+    output: str = "runs/rejection_sampling_tiny/sft.jsonl"
+
+    def __post_init__(self) -> None:
+        require(self.rollout.n == self.sampling.k, "rollout.n", f"({self.rollout.n}) must equal sampling.k ({self.sampling.k})")
+
+
+STAGES = {"prepare": PrepareConfig, "pretrain": PretrainConfig, "sft": SFTConfig, "evaluate": EvalConfig, "rejection": RejectionSampleConfig}
