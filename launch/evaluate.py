@@ -32,7 +32,7 @@ def main(argv=None) -> dict:
     out = Path(cfg.output_dir)
     save_config(cfg, out)
     problems = load_problems(cfg.data).problems
-    engine = RolloutEngine(cfg.model_path, cfg.rollout, PromptFormat(cfg.prompt.template, cfg.prompt.system))
+    engine = RolloutEngine(cfg.model_path, cfg.rollout, PromptFormat(cfg.prompt.format_string, cfg.prompt.system))
     with BatchVerifier(cfg.verifier) as verifier:
         report = evaluate(problems, lambda ps: engine.generate(ps).texts, verifier)
     engine.close()

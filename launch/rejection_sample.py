@@ -31,7 +31,7 @@ def main(argv=None) -> Path:
     output = Path(cfg.output)
     save_config(cfg, output.parent)
     problems = load_problems(cfg.data).problems
-    engine = RolloutEngine(cfg.model_path, cfg.rollout, PromptFormat(cfg.prompt.template, cfg.prompt.system))
+    engine = RolloutEngine(cfg.model_path, cfg.rollout, PromptFormat(cfg.prompt.format_string, cfg.prompt.system))
 
     def sample(batch, k):
         rollouts = engine.generate(batch, n=k)

@@ -97,5 +97,7 @@ def test_prompt_template_validation():
         {"role": "system", "content": "Be brief."},
         {"role": "user", "content": "Q: 2+2?"},
     ]
-    with pytest.raises(ConfigError, match="^template"):
+    with pytest.raises(ConfigError, match="^template: must be one of plain, qwen-math-cot"):
         PromptConfig(template="no placeholder")
+    cot = chat_messages("2+2?", PromptConfig(template="qwen-math-cot"))[0]["content"]
+    assert cot == "2+2?\nPlease reason step by step, and put your final answer within \\boxed{}."
