@@ -269,16 +269,23 @@ def split_batch(batch: TensorBatch, micro_batch_size: int) -> list[TensorBatch]:
 
 
 def init_distributed(device: torch.device) -> None:
-    """Join (or, alone, create) the process group. Without a launcher this is rank 0 of 1
-    on 127.0.0.1: DeepSpeed would otherwise fall into MPI discovery."""
+    """Join the process group a launcher describes (RANK, WORLD_SIZE, MASTER_ADDR, ... from
+    torchrun, the deepspeed launcher or our Ray actors), or, alone, create rank 0 of 1 on
+    127.0.0.1. The single-process group is made without writing RANK/WORLD_SIZE/MASTER_* into
+    the environment, where a subprocess would inherit them and try to join the same group.
+    LOCAL_RANK is the exception: DeepSpeed's engine reads it (also during ZeRO-3 training).
+    Libraries that take LOCAL_RANK as a sign of a distributed launch (accelerate) should not
+    share a process with a learner."""
     import deepspeed
 
     if torch.distributed.is_initialized():
         return
+    backend = "nccl" if device.type == "cuda" else "gloo"
     if "RANK" not in os.environ:
-        os.environ.update(RANK="0", LOCAL_RANK="0", WORLD_SIZE="1", MASTER_ADDR="127.0.0.1")
-        os.environ.setdefault("MASTER_PORT", str(free_port()))
-    deepspeed.init_distributed(dist_backend="nccl" if device.type == "cuda" else "gloo", verbose=False)
+        init_method = f"tcp://127.0.0.1:{free_port()}"
+        torch.distributed.init_process_group(backend, init_method=init_method, rank=0, world_size=1)
+        os.environ.setdefault("LOCAL_RANK", "0")
+    deepspeed.init_distributed(dist_backend=backend, verbose=False)  # adopts an existing group
 
 
 def free_port() -> int:

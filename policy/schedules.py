@@ -44,12 +44,12 @@ def with_total_steps(cfg: ScheduleConfig, total_steps: int) -> ScheduleConfig:
 
 def lr_factor(step: int, cfg: ScheduleConfig) -> float:
     """Multiplier of the peak learning rate at optimizer step `step` (0-based)."""
-    if cfg.total_steps <= 0:
-        raise ValueError("schedule.total_steps is 0: the stage must fill it in (with_total_steps)")
     if step < cfg.warmup_steps:
         return (step + 1) / cfg.warmup_steps
     if cfg.kind == "constant":
         return 1.0
+    if cfg.total_steps <= 0:
+        raise ValueError(f"schedule.total_steps is 0: a {cfg.kind} schedule needs its length (see with_total_steps)")
     if cfg.kind == "cosine":
         span = max(1, cfg.total_steps - cfg.warmup_steps - 1)  # reach the floor on the last step
         progress = min(1.0, (step - cfg.warmup_steps) / span)
