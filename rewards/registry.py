@@ -69,11 +69,12 @@ class AnswerVerifier:
 @dataclass(frozen=True)
 class _Registration:
     verifier: Verifier
-    module: str | None  # workers import it to re-run the registration
+    module: str | None  # workers load it to re-run the registration: a module name or a .py path
     site: tuple[str, int]  # file and line of the register_verifier call
 
 
 _REGISTERED: dict[str, _Registration] = {}
+_FILE_MODULE_PREFIX = "_mathrl_verifier_"  # module names given to verifier files loaded by path
 _FILE_MODULES: dict[Path, object] = {}
 _LOCK = threading.RLock()  # reentrant: loading a file may run @register_verifier
 
@@ -91,6 +92,8 @@ def register_verifier(name: str) -> Callable[[Verifier], Verifier]:
     caller = sys._getframe(1)
     module = caller.f_globals.get("__name__")
     site = (os.path.realpath(caller.f_code.co_filename), caller.f_lineno)
+    if isinstance(module, str) and module.startswith(_FILE_MODULE_PREFIX):
+        module = site[0]  # a file loaded by path: its module name exists only in this process
 
     def decorator(fn: Verifier) -> Verifier:
         if not callable(fn):
@@ -141,6 +144,14 @@ def registering_module(spec: str) -> str | None:
     return registered.module if registered else None
 
 
+def load_registering_module(location: str) -> None:
+    """Run a registering module (from `registering_module`) in this process, e.g. a worker."""
+    if _is_path(location):
+        _load_file(location, location)
+    else:
+        importlib.import_module(location)
+
+
 def _is_path(location: str) -> bool:
     return location.endswith(".py") or "/" in location or "\\" in location
 
@@ -160,7 +171,7 @@ def _load_file(location: str, spec: str) -> object:
         if not path.is_file():
             raise ValueError(f"verifier spec {spec!r}: no such file {str(path)!r}")
         # A stable, path-derived name: dataclasses and pickling need the module in sys.modules.
-        name = f"_mathrl_verifier_{path.stem}_{hashlib.sha1(str(path).encode()).hexdigest()[:10]}"
+        name = f"{_FILE_MODULE_PREFIX}{path.stem}_{hashlib.sha1(str(path).encode()).hexdigest()[:10]}"
         module_spec = importlib.util.spec_from_file_location(name, path)
         if module_spec is None or module_spec.loader is None:
             raise ValueError(f"verifier spec {spec!r}: {str(path)!r} cannot be loaded as a Python module")

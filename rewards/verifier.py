@@ -66,7 +66,7 @@ from multiprocessing.connection import Connection
 from typing import Any, Literal
 
 from mathrl.config import require
-from rewards.registry import AnswerVerifier, registering_module, resolve_verifier
+from rewards.registry import AnswerVerifier, load_registering_module, registering_module, resolve_verifier
 
 logger = logging.getLogger(__name__)
 
@@ -483,7 +483,7 @@ def _worker_main(conn: Connection, spec: str, preload: str | None, memory_limit_
         if memory_limit_mb is not None:
             _limit_memory(memory_limit_mb)
         if preload and preload not in ("__main__", "__mp_main__"):
-            __import__(preload)  # re-runs the module's @register_verifier in this process
+            load_registering_module(preload)  # re-runs its @register_verifier in this process
         verifier = resolve_verifier(spec)
     except BaseException as err:
         conn.send(("init_error", _describe(err)))

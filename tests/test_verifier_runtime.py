@@ -314,3 +314,20 @@ def test_modules_import_without_ray_vllm_deepspeed_or_sympy() -> None:
         "assert not heavy, heavy\n"
     )
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, timeout=60)
+
+
+def test_a_name_registered_by_a_file_loaded_by_path_resolves_in_workers(tmp_path: Path) -> None:
+    """The registering file was loaded by path (its module name exists only in the parent):
+    workers must load the same file, not try to import that name."""
+    checks = tmp_path / "path_registered_checks.py"
+    checks.write_text(
+        "from rewards.registry import register_verifier\n"
+        "@register_verifier('path_registered_exact')\n"
+        "def exact(response, gold):\n"
+        "    return response == gold\n"
+    )
+    from rewards.registry import resolve_verifier
+
+    resolve_verifier(f"{checks}:exact")  # loads the file by path, registering the name
+    with BatchVerifier(VerifierConfig(verifier="path_registered_exact", num_workers=1)) as verifier:
+        assert [v.correct for v in verifier.check(["x", "y"], ["x", "x"])] == [True, False]
