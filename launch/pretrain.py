@@ -6,7 +6,6 @@ Resumes from the newest complete checkpoint in run.run_dir; the final model is e
 Hugging Face format to run.run_dir/final.
 """
 
-import dataclasses
 import sys
 from pathlib import Path
 
@@ -19,12 +18,10 @@ set_local_defaults()
 from mathrl.config import parse_cli  # noqa: E402
 from mathrl.runs import save_config  # noqa: E402
 from mathrl.stages import PretrainConfig  # noqa: E402
-from policy.learner import Learner  # noqa: E402
 from policy.lm_data import PackedMixture  # noqa: E402
-from policy.loading import load_causal_lm, load_tokenizer  # noqa: E402
+from policy.loading import load_tokenizer  # noqa: E402
 from policy.losses import NextTokenLoss  # noqa: E402
-from policy.schedules import with_total_steps  # noqa: E402
-from policy.train_loop import train  # noqa: E402
+from policy.train_loop import learner_for_stage, train  # noqa: E402
 
 
 def main(argv=None) -> Path:
@@ -32,8 +29,7 @@ def main(argv=None) -> Path:
     save_config(cfg, cfg.run.run_dir)
     tokenizer = load_tokenizer(cfg.model_path)
     data = PackedMixture(cfg.data, tokenizer)
-    learner_cfg = dataclasses.replace(cfg.learner, schedule=with_total_steps(cfg.learner.schedule, data.total_steps))
-    learner = Learner(load_causal_lm(cfg.model_path), learner_cfg, tokenizer=tokenizer)
+    learner = learner_for_stage(cfg.model_path, cfg.learner, data.total_steps, tokenizer)
     final = train(learner, data.batch, NextTokenLoss(), data.total_steps, cfg.run)
     print(f"pretrained model: {final}")
     return final

@@ -6,7 +6,6 @@ Starts from any local HF model (the pretrained tiny model by default); resumes f
 newest complete checkpoint in run.run_dir; exports to run.run_dir/final.
 """
 
-import dataclasses
 import math
 import sys
 from pathlib import Path
@@ -20,12 +19,10 @@ set_local_defaults()
 from mathrl.config import parse_cli  # noqa: E402
 from mathrl.runs import save_config  # noqa: E402
 from mathrl.stages import SFTConfig  # noqa: E402
-from policy.learner import Learner  # noqa: E402
 from policy.lm_data import SFTBatches  # noqa: E402
-from policy.loading import load_causal_lm, load_tokenizer  # noqa: E402
+from policy.loading import load_tokenizer  # noqa: E402
 from policy.losses import NextTokenLoss  # noqa: E402
-from policy.schedules import with_total_steps  # noqa: E402
-from policy.train_loop import train  # noqa: E402
+from policy.train_loop import learner_for_stage, train  # noqa: E402
 
 
 def main(argv=None) -> Path:
@@ -35,8 +32,7 @@ def main(argv=None) -> Path:
     data = SFTBatches(cfg.data, tokenizer)
     total_steps = max(1, math.ceil(cfg.epochs * data.steps_per_epoch))
     print(f"SFT: {len(data.examples)} conversations ({data.dropped_too_long} longer than max_len dropped), {total_steps} steps")
-    learner_cfg = dataclasses.replace(cfg.learner, schedule=with_total_steps(cfg.learner.schedule, total_steps))
-    learner = Learner(load_causal_lm(cfg.model_path), learner_cfg, tokenizer=tokenizer)
+    learner = learner_for_stage(cfg.model_path, cfg.learner, total_steps, tokenizer)
     final = train(learner, data.batch, NextTokenLoss(), total_steps, cfg.run)
     print(f"SFT model: {final}")
     return final

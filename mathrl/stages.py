@@ -51,6 +51,14 @@ class PretrainConfig:
     data: StagedMixtureConfig = field(default_factory=StagedMixtureConfig)
     learner: LearnerConfig = field(default_factory=LearnerConfig)
 
+    def __post_init__(self) -> None:
+        total = self.learner.schedule.total_steps or self.data.total_steps
+        require(
+            self.learner.schedule.warmup_steps <= total,
+            "learner.schedule.warmup_steps",
+            f"({self.learner.schedule.warmup_steps}) is longer than training ({total} steps)",
+        )
+
 
 @dataclass(frozen=True)
 class SFTConfig:

@@ -8,6 +8,7 @@ from a checkpoint at step k replays exactly the batches k, k+1, ... of an uninte
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,10 +16,12 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from mathrl.config import require
+from mathrl.config import ConfigError, require
 from mathrl.metrics import MetricsLogger
-from policy.learner import CHECKPOINT_PREFIX, Learner, latest_checkpoint
+from policy.learner import CHECKPOINT_PREFIX, Learner, LearnerConfig, latest_checkpoint
+from policy.loading import load_causal_lm
 from policy.losses import BatchLoss, TensorBatch
+from policy.schedules import with_total_steps
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,16 @@ class RunConfig:
         require(self.log_every >= 1, "log_every", f"must be >= 1, got {self.log_every}")
         require(self.save_every >= 0, "save_every", f"must be >= 0 (0 = only at the end), got {self.save_every}")
         require(self.keep_checkpoints >= 1, "keep_checkpoints", f"must be >= 1, got {self.keep_checkpoints}")
+
+
+def learner_for_stage(model_path: str, cfg: LearnerConfig, total_steps: int, tokenizer) -> Learner:
+    """A learner on the model in `model_path`, its LR schedule spanning the stage's `total_steps`
+    (unless the config fixed a length)."""
+    try:
+        cfg = dataclasses.replace(cfg, schedule=with_total_steps(cfg.schedule, total_steps))
+    except ConfigError as err:  # e.g. more warmup steps than the stage has
+        raise err.under("learner.schedule") from None
+    return Learner(load_causal_lm(model_path), cfg, tokenizer=tokenizer)
 
 
 def train(
