@@ -79,13 +79,13 @@ def bench_hf(model_dir: Path, dtype: str, threads: int, prompts: list[str], n: i
 
     torch.set_num_threads(threads)
     from policy.loading import load_causal_lm, load_tokenizer
-    from rollout.engine import PromptFormat
+    from mathdata.prompts import PromptConfig
+    from rollout.engine import prompt_messages
 
     tokenizer = load_tokenizer(model_dir)
     tokenizer.padding_side = "left"  # generation continues from the right edge
     model = load_causal_lm(model_dir, dtype=dtype).eval()
-    fmt = PromptFormat()
-    texts = [tokenizer.apply_chat_template(fmt.messages(p), add_generation_prompt=True, tokenize=False) for p in prompts]
+    texts = [tokenizer.apply_chat_template(prompt_messages(p, PromptConfig()), add_generation_prompt=True, tokenize=False) for p in prompts]
 
     def run(batch: list[str], new_tokens: int) -> float:
         enc = tokenizer(batch, padding=True, return_tensors="pt", add_special_tokens=False)

@@ -24,7 +24,7 @@ from mathrl.runs import save_config  # noqa: E402
 from mathrl.stages import EvalConfig  # noqa: E402
 from rewards.verifier import BatchVerifier  # noqa: E402
 from rl.evaluation import evaluate  # noqa: E402
-from rollout.engine import PromptFormat, RolloutEngine  # noqa: E402
+from rollout.engine import RolloutEngine  # noqa: E402
 
 
 def main(argv=None) -> dict:
@@ -32,7 +32,7 @@ def main(argv=None) -> dict:
     out = Path(cfg.output_dir)
     save_config(cfg, out)
     problems = load_problems(cfg.data).problems
-    engine = RolloutEngine(cfg.model_path, cfg.rollout, PromptFormat(cfg.prompt.format_string, cfg.prompt.system))
+    engine = RolloutEngine(cfg.model_path, cfg.rollout, cfg.prompt)
     with BatchVerifier(cfg.verifier) as verifier:
         report = evaluate(problems, lambda ps: engine.generate(ps).texts, verifier)
     engine.close()

@@ -23,7 +23,7 @@ from mathrl.runs import save_config  # noqa: E402
 from mathrl.stages import RejectionSampleConfig  # noqa: E402
 from rewards.verifier import BatchVerifier  # noqa: E402
 from rl.rejection_sampling import rejection_sample  # noqa: E402
-from rollout.engine import PromptFormat, RolloutEngine  # noqa: E402
+from rollout.engine import RolloutEngine  # noqa: E402
 
 
 def main(argv=None) -> Path:
@@ -31,7 +31,7 @@ def main(argv=None) -> Path:
     output = Path(cfg.output)
     save_config(cfg, output.parent)
     problems = load_problems(cfg.data).problems
-    engine = RolloutEngine(cfg.model_path, cfg.rollout, PromptFormat(cfg.prompt.format_string, cfg.prompt.system))
+    engine = RolloutEngine(cfg.model_path, cfg.rollout, cfg.prompt)
 
     def sample(batch, k):
         rollouts = engine.generate(batch, n=k)

@@ -19,13 +19,13 @@ import gc
 import os
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Union
 
 import torch
 
 from mathdata.problems import Problem
+from mathdata.prompts import PromptConfig, chat_messages
 from mathrl.device import accelerator_kind
 from policy.loading import check_model_dir, load_tokenizer
 from rollout.batch import RolloutBatch, RolloutMetrics
@@ -42,32 +42,17 @@ Message = dict[str, str]  # {"role": "user", "content": "..."}
 Prompt = Union[str, Problem, Sequence[Message]]
 
 
-@dataclass(frozen=True)
-class PromptFormat:
-    """How a problem becomes a chat prompt: `template` is filled with the problem text
-    (`{problem}`) and sent as the user turn, after `system_prompt` when there is one.
-    Prompts given as message lists are used as they are."""
-
-    template: str = "{problem}"
-    system_prompt: str | None = None
-
-    def __post_init__(self) -> None:
-        if "{problem}" not in self.template:
-            raise ValueError(f"prompt template {self.template!r} must contain '{{problem}}'")
-
-    def messages(self, prompt: Prompt) -> list[Message]:
-        if isinstance(prompt, (str, Problem)):
-            text = prompt.problem if isinstance(prompt, Problem) else prompt
-            messages = [{"role": "user", "content": self.template.format(problem=text)}]
-            if self.system_prompt is not None:
-                messages.insert(0, {"role": "system", "content": self.system_prompt})
-            return messages
-        return [dict(m) for m in prompt]
+def prompt_messages(prompt: Prompt, prompt_cfg: PromptConfig) -> list[Message]:
+    """The chat for `prompt`: a problem (text or record) goes through `prompt_cfg`'s template
+    (the same one SFT trained with); a message list is used as it is."""
+    if isinstance(prompt, (str, Problem)):
+        return chat_messages(prompt.problem if isinstance(prompt, Problem) else prompt, prompt_cfg)
+    return [dict(m) for m in prompt]
 
 
-def encode_prompt(tokenizer, prompt: Prompt, prompt_format: PromptFormat = PromptFormat()) -> list[int]:
+def encode_prompt(tokenizer, prompt: Prompt, prompt_cfg: PromptConfig = PromptConfig()) -> list[int]:
     """Token ids of `prompt` with the chat template and the assistant header appended."""
-    text = tokenizer.apply_chat_template(prompt_format.messages(prompt), add_generation_prompt=True, tokenize=False)
+    text = tokenizer.apply_chat_template(prompt_messages(prompt, prompt_cfg), add_generation_prompt=True, tokenize=False)
     # The template already wrote every special token; the tokenizer must not add a BOS.
     return tokenizer(text, add_special_tokens=False)["input_ids"]
 
@@ -107,7 +92,7 @@ class RolloutEngine:
         self,
         model_path: str | Path,
         cfg: RolloutConfig,
-        prompt_format: PromptFormat = PromptFormat(),
+        prompt: PromptConfig = PromptConfig(),
         rank: int = 0,
         cpu_cores: str | None = None,
         engine_kwargs: Mapping[str, Any] | None = None,
@@ -116,7 +101,7 @@ class RolloutEngine:
 
         self.model_path = str(check_model_dir(model_path))
         self.cfg = cfg
-        self.prompt_format = prompt_format
+        self.prompt = prompt
         self.rank = rank
         self.tokenizer = load_tokenizer(self.model_path)
         self._file_sync: SharedFileWeightSync | None = None  # for state dicts pushed in-process
@@ -151,7 +136,7 @@ class RolloutEngine:
     # --- sampling --------------------------------------------------------------------------
 
     def encode(self, prompt: Prompt) -> list[int]:
-        return encode_prompt(self.tokenizer, prompt, self.prompt_format)
+        return encode_prompt(self.tokenizer, prompt, self.prompt)
 
     def sampling_params(
         self,

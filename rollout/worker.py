@@ -30,7 +30,8 @@ from mathrl.device import accelerator_kind
 from mathrl.env import LOCAL_DEFAULTS, LOOPBACK_DEFAULTS
 from rollout.batch import RolloutBatch, split_evenly
 from rollout.config import RolloutConfig
-from rollout.engine import Prompt, PromptFormat, RolloutEngine
+from mathdata.prompts import PromptConfig
+from rollout.engine import Prompt, RolloutEngine
 from rollout.weights import SharedFileWeightSync, WeightPushMetrics, WeightSync, WeightUpdate
 
 # Environment the engines' processes must see as the driver set it (offline, no telemetry,
@@ -60,7 +61,7 @@ class RolloutWorkers:
         self,
         model_path: str | Path,
         cfg: RolloutConfig,
-        prompt_format: PromptFormat = PromptFormat(),
+        prompt: PromptConfig = PromptConfig(),
         weight_sync: WeightSync | None = None,
         max_restarts: int = 2,
         engine_kwargs: Mapping[str, Any] | None = None,
@@ -74,7 +75,7 @@ class RolloutWorkers:
 
         self.model_path = str(model_path)
         self.cfg = cfg
-        self.prompt_format = prompt_format
+        self.prompt = prompt
         self.max_restarts = max_restarts
         self.weight_sync = weight_sync if weight_sync is not None else SharedFileWeightSync(dtype=cfg.engine.dtype)
         self._engine_kwargs = {**self.weight_sync.engine_kwargs(), **(engine_kwargs or {})}
@@ -182,7 +183,7 @@ class RolloutWorkers:
         return self._actor_cls.remote(
             self.model_path,
             self.cfg,
-            self.prompt_format,
+            self.prompt,
             rank=rank,
             cpu_cores=self._cpu_cores[rank],
             engine_kwargs=self._engine_kwargs,

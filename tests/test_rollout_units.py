@@ -16,7 +16,8 @@ from mathdata.problems import Problem
 from policy.tiny_model import TinyModelConfig, build_tiny_model
 from policy.tokenizer import TokenizerConfig, train_tokenizer
 from rollout.batch import RolloutBatch, RolloutMetrics, split_evenly
-from rollout.engine import PromptFormat, encode_prompt
+from mathdata.prompts import PromptConfig
+from rollout.engine import encode_prompt, prompt_messages
 from rollout.weights import (
     NcclBroadcastWeightSync,
     SharedFileWeightSync,
@@ -200,18 +201,18 @@ def test_cpu_core_lists_are_disjoint_when_cores_suffice():
 
 
 def test_prompt_format_builds_chat_messages(tokenizer):
-    fmt = PromptFormat(template="Solve: {problem}\nPut the answer in \\boxed{{}}.", system_prompt="Be brief.")
+    fmt = PromptConfig(template="Solve: {problem}\nPut the answer in \\boxed{{}}.", system="Be brief.")
     problem = Problem(id="p1", problem="What is 2+3?", answer="5")
-    assert fmt.messages(problem) == fmt.messages("What is 2+3?") == [
+    assert prompt_messages(problem, fmt) == prompt_messages("What is 2+3?", fmt) == [
         {"role": "system", "content": "Be brief."},
         {"role": "user", "content": "Solve: What is 2+3?\nPut the answer in \\boxed{}."},
     ]
     messages = [{"role": "user", "content": "hi"}]
-    assert fmt.messages(messages) == messages  # chat prompts pass through untouched
+    assert prompt_messages(messages, fmt) == messages  # chat prompts pass through untouched
     ids = encode_prompt(tokenizer, "What is 2+3?")
     assert tokenizer.decode(ids) == "<|im_start|>user\nWhat is 2+3?<|im_end|>\n<|im_start|>assistant\n"
     with pytest.raises(ValueError, match="problem"):
-        PromptFormat(template="no placeholder")
+        PromptConfig(template="no placeholder")
 
 
 def test_driver_side_modules_do_not_import_vllm():
