@@ -35,3 +35,14 @@ def set_local_defaults(loopback: bool = True) -> None:
     if loopback:
         for key, value in LOOPBACK_DEFAULTS.items():
             os.environ.setdefault(key, value)
+
+
+# Set by the user to steer vLLM's CPU engines; actors must see them as the driver did.
+_ENGINE_KNOBS = ["VLLM_CPU_OMP_THREADS_BIND", "VLLM_CPU_KVCACHE_SPACE"]
+
+
+def forwarded_env() -> dict[str, str]:
+    """The variables above as this process has them, for the `runtime_env` of Ray actors
+    (on a cluster, actors do not inherit the driver's environment)."""
+    names = [*LOCAL_DEFAULTS, *LOOPBACK_DEFAULTS, *_ENGINE_KNOBS]
+    return {name: os.environ[name] for name in names if name in os.environ}

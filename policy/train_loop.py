@@ -86,8 +86,9 @@ def train(
     return final
 
 
-def save_and_prune(learner: Learner, root: Path, keep: int) -> Path:
-    path = learner.save_checkpoint(root, client_state={"step": learner.step})
+def save_and_prune(learner: Learner, root: Path, keep: int, client_state: dict | None = None) -> Path:
+    """Checkpoint (with `client_state`, default the step) and delete all but the newest `keep`."""
+    path = learner.save_checkpoint(root, client_state=client_state or {"step": learner.step})
     if learner.rank == 0:
         complete = sorted(p for p in root.iterdir() if p.name.startswith(CHECKPOINT_PREFIX))
         for old in complete[:-keep]:

@@ -27,16 +27,12 @@ from typing import Any
 import torch
 
 from mathrl.device import accelerator_kind
-from mathrl.env import LOCAL_DEFAULTS, LOOPBACK_DEFAULTS
+from mathrl.env import forwarded_env
 from rollout.batch import RolloutBatch, split_evenly
 from rollout.config import RolloutConfig
 from mathdata.prompts import PromptConfig
 from rollout.engine import Prompt, RolloutEngine
 from rollout.weights import SharedFileWeightSync, WeightPushMetrics, WeightSync, WeightUpdate
-
-# Environment the engines' processes must see as the driver set it (offline, no telemetry,
-# loopback addresses, thread binding chosen by the user).
-_FORWARDED_ENV = [*LOCAL_DEFAULTS, *LOOPBACK_DEFAULTS, "VLLM_CPU_OMP_THREADS_BIND", "VLLM_CPU_KVCACHE_SPACE"]
 
 
 class RolloutWorkerError(RuntimeError):
@@ -85,7 +81,7 @@ class RolloutWorkers:
             num_cpus=cfg.cpus_per_worker,
             num_gpus=cfg.gpus_per_worker,
             max_restarts=0,  # we restart (see module docstring)
-            runtime_env={"env_vars": {k: os.environ[k] for k in _FORWARDED_ENV if k in os.environ}},
+            runtime_env={"env_vars": forwarded_env()},
         )(RolloutEngine)
         self._cpu_cores: list[str | None] = [None] * cfg.num_workers
         if accelerator_kind() == "cpu" and cfg.num_workers > 1 and "VLLM_CPU_OMP_THREADS_BIND" not in os.environ:

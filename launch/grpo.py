@@ -1,0 +1,111 @@
+"""GRPO training: the main job of mathrl.
+
+On a cluster:   ray job submit --address http://HEAD:8265 -- python launch/grpo.py --config configs/grpo_tiny.yaml
+On one machine: python launch/grpo.py --config configs/grpo_tiny.yaml [key.sub=value ...]
+                (starts a local Ray bound to 127.0.0.1 and stops it at the end)
+
+Everything that can be wrong with the config or the data fails here, before any actor starts.
+The run directory holds the resolved config, metrics (JSONL + TensorBoard), held-out evals,
+checkpoints (a rerun resumes from the newest complete one) and the final HF-format policy.
+"""
+
+import json
+import os
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+
+from mathrl.env import set_local_defaults  # noqa: E402
+
+set_local_defaults(loopback="RAY_ADDRESS" not in os.environ)
+
+from mathdata.loading import load_problems  # noqa: E402
+from mathrl.config import parse_cli  # noqa: E402
+from mathrl.runs import save_config  # noqa: E402
+from policy.loading import check_model_dir  # noqa: E402
+from rewards.verifier import BatchVerifier  # noqa: E402
+from rl.config import GRPOConfig, RayConfig  # noqa: E402
+from rl.controller import GRPOController  # noqa: E402
+
+
+def connect_ray(cfg: RayConfig) -> bool:
+    """Join the cluster named by `cfg.address` or RAY_ADDRESS (set by `ray job submit`), or
+    start a local instance on `cfg.host`. Returns whether this process started it."""
+    import ray
+
+    address = cfg.address or os.environ.get("RAY_ADDRESS")
+    if address:
+        ray.init(address=address, log_to_driver=True)
+        return False
+    ray.init(
+        address="local",
+        num_cpus=cfg.num_cpus,
+        include_dashboard=cfg.dashboard,
+        dashboard_host=cfg.host,
+        _node_ip_address=cfg.host,
+        object_store_memory=cfg.object_store_mb * 2**20,
+        log_to_driver=True,
+    )
+    return True
+
+
+class RemoteScorer:
+    """The reward model in its own Ray actor, behind the scorer interface the controller uses."""
+
+    def __init__(self, model_path: str, cfg, prompt) -> None:
+        import ray
+
+        from mathrl.env import forwarded_env
+        from rewards.reward_model import RewardScorer
+
+        self.actor = ray.remote(num_cpus=cfg.cpus, num_gpus=cfg.gpus, runtime_env={"env_vars": forwarded_env()})(
+            RewardScorer
+        ).remote(model_path, batch_size=cfg.batch_size, prompt=prompt)
+
+    def score_tokens(self, prompt_ids, response_ids) -> list[float]:
+        import ray
+
+        return ray.get(self.actor.score_tokens.remote(prompt_ids, response_ids))
+
+
+def main(argv=None) -> dict:
+    cfg = parse_cli(GRPOConfig, argv, default_config="configs/grpo_tiny.yaml")
+    # Fail on bad data or paths now, not after minutes of actor start-up.
+    problems = load_problems(cfg.data).problems
+    eval_problems = load_problems(cfg.eval.data).problems if cfg.eval.data else []
+    check_model_dir(cfg.policy_path)
+    if cfg.reward.model_path:
+        check_model_dir(cfg.reward.model_path)
+    save_config(cfg, cfg.run.run_dir)
+
+    import ray
+
+    from rl.trainer import LearnerGroup
+    from rollout.worker import RolloutWorkers
+
+    started = connect_ray(cfg.ray)
+    rollout = learner = None
+    try:
+        learner = LearnerGroup(cfg.policy_path, cfg.learner, cfg.loss.policy, cfg.learner_group)
+        rollout = RolloutWorkers(cfg.policy_path, cfg.rollout, cfg.prompt)
+        uses_rm = cfg.reward.shaping.mode != "verifier-only"
+        scorer = RemoteScorer(cfg.reward.model_path, cfg.reward, cfg.prompt) if uses_rm else None
+        with BatchVerifier(cfg.verifier) as verifier:
+            controller = GRPOController(cfg, problems, rollout, verifier, learner, scorer, eval_problems)
+            result = controller.train()
+    finally:
+        if rollout is not None:
+            rollout.shutdown()
+        if learner is not None:
+            learner.shutdown()
+        if started:
+            ray.shutdown()
+    summary = {"run_dir": cfg.run.run_dir, **result}
+    (Path(cfg.run.run_dir) / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    print(json.dumps({k: summary[k] for k in ("run_dir", "final", "step", "eval_accuracy")}, indent=2))
+    return summary
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,298 @@
+"""GRPO's building blocks without Ray or vLLM: the learner batch, the loss, the problem
+sampler, and the controller's step logic driven by in-process fakes."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+import pytest
+import torch
+
+from mathdata.problems import Problem
+from mathrl.config import ConfigError, from_dict
+from rl.algorithms import PolicyLossConfig
+from rl.config import GRPOConfig
+from rl.controller import GRPOController, TrainingDiverged
+from rl.policy_update import GRPOLoss, training_batch
+from rl.sampler import ProblemSampler
+from rollout.batch import RolloutBatch
+from rewards.verifier import Verdict
+
+# --- the learner batch ---------------------------------------------------------------------
+
+
+def test_training_batch_puts_response_tokens_and_logprobs_in_the_target_frame():
+    prompts = [[5, 6, 7], [8]]
+    responses = [[1, 2], [3, 4, 9]]
+    old = [[-0.1, -0.2], [-0.3, -0.4, -0.5]]
+    batch = training_batch(prompts, responses, old, [1.0, -1.0], pad_id=0)
+    assert batch["input_ids"].tolist() == [[5, 6, 7, 1, 2], [8, 3, 4, 9, 0]]
+    assert batch["attention_mask"].tolist() == [[1, 1, 1, 1, 1], [1, 1, 1, 1, 0]]
+    targets = batch["input_ids"][:, 1:]
+    mask = batch["response_mask"].bool()
+    # exactly the response tokens are targets, in order, with their own logprobs beside them
+    for row in range(2):
+        assert targets[row][mask[row]].tolist() == responses[row]
+        assert batch["old_logprobs"][row][mask[row]].tolist() == pytest.approx(old[row])
+    assert batch["old_logprobs"][~mask].abs().sum() == 0
+
+
+def test_training_batch_rejects_logprobs_that_do_not_match_the_tokens():
+    with pytest.raises(ValueError, match="sequence 0: 2 response tokens but 1 logprobs"):
+        training_batch([[1]], [[2, 3]], [[-0.1]], [0.0], pad_id=0)
+
+
+@pytest.fixture(scope="module")
+def small_lm():
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    torch.manual_seed(0)
+    cfg = Qwen2Config(vocab_size=50, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                      num_key_value_heads=1, intermediate_size=64, max_position_embeddings=64)
+    return Qwen2ForCausalLM(cfg).eval()
+
+
+def random_groups(seed: int, rows: int = 6):
+    g = torch.Generator().manual_seed(seed)
+    prompts = [torch.randint(1, 50, (int(torch.randint(1, 6, (1,), generator=g)),), generator=g).tolist() for _ in range(rows)]
+    responses = [torch.randint(1, 50, (int(torch.randint(1, 8, (1,), generator=g)),), generator=g).tolist() for _ in range(rows)]
+    old = [(-torch.rand(len(r), generator=g) * 3).tolist() for r in responses]
+    adv = torch.randn(rows, generator=g).tolist()
+    return prompts, responses, old, adv
+
+
+@pytest.mark.parametrize("aggregation", ["token-mean", "seq-mean"])
+def test_grpo_loss_sums_split_over_micro_batches(small_lm, aggregation):
+    """The learner divides summed losses by the global unit count: cutting the batch into
+    micro-batches must give the same total loss and the same gradient."""
+    loss_fn = GRPOLoss(PolicyLossConfig(aggregation=aggregation, clip_low=0.1, clip_high=0.3))
+    batch = training_batch(*random_groups(0), pad_id=0)
+
+    def total(parts):
+        small_lm.zero_grad()
+        loss = sum(loss_fn(small_lm, p)[0] for p in parts) / sum(loss_fn.units(p) for p in parts)
+        loss.backward()
+        return loss.item(), [p.grad.clone() for p in small_lm.parameters()]
+
+    whole, grads_whole = total([batch])
+    halves = [{k: v[:2] for k, v in batch.items()}, {k: v[2:] for k, v in batch.items()}]
+    split, grads_split = total(halves)
+    assert split == pytest.approx(whole, rel=1e-5)
+    for a, b in zip(grads_whole, grads_split):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_grpo_loss_ignores_padding_and_prompt(small_lm):
+    """Extra right padding changes nothing; on-policy (old = current logprobs) the ratio is 1,
+    so the loss is −Σ A·1 over response tokens and nothing is clipped."""
+    prompts, responses, _, adv = random_groups(1, rows=3)
+    loss_fn = GRPOLoss(PolicyLossConfig())
+    probe = training_batch(prompts, responses, [[0.0] * len(r) for r in responses], adv, pad_id=0)
+    with torch.no_grad():
+        from rl.policy_update import logits_and_logprobs
+
+        current = logits_and_logprobs(small_lm, probe)[1]
+    old = [current[i][probe["response_mask"][i].bool()].tolist() for i in range(3)]
+    batch = training_batch(prompts, responses, old, adv, pad_id=0)
+    loss, metrics = loss_fn(small_lm, batch)
+    expected = -sum(a * len(r) for a, r in zip(adv, responses))
+    assert loss.item() == pytest.approx(expected, rel=1e-4, abs=1e-4)
+    assert metrics["clip_fraction"].item() == 0
+    assert metrics["logprob_diff"].item() == pytest.approx(0.0, abs=1e-4)
+
+    padded = {k: torch.nn.functional.pad(v, (0, 3)) if v.dim() == 2 else v for k, v in batch.items()}
+    assert loss_fn(small_lm, padded)[0].item() == pytest.approx(loss.item(), rel=1e-5)
+
+
+# --- the problem sampler -------------------------------------------------------------------
+
+
+def test_sampler_covers_each_epoch_once_and_resumes_in_place():
+    items = list(range(10))
+    sampler = ProblemSampler(items, seed=3)
+    first = sampler.draw(4) + sampler.draw(6)
+    assert sorted(first) == items  # one epoch: every item once
+    second = sampler.draw(10)
+    assert sorted(second) == items and second != first  # reshuffled
+
+    uninterrupted = ProblemSampler(items, seed=3)
+    uninterrupted.draw(7)
+    expected = uninterrupted.draw(9)
+    resumed = ProblemSampler(items, seed=3, position=7)
+    assert resumed.draw(9) == expected
+    assert ProblemSampler(items, seed=4).draw(10) != ProblemSampler(items, seed=3).draw(10)
+
+
+# --- the controller, with fakes ------------------------------------------------------------
+
+
+class FakeRollout:
+    """Samples "right" or "wrong" for each of n responses: problem k answers right for the
+    first `k % (n + 1)` samples, so each problem has a known number of correct samples."""
+
+    def __init__(self, n: int = 8):
+        self.n = n
+        self.generated: list[list[str]] = []
+        self.loaded = 0
+
+    def generate(self, problems, n=None, temperature=None, max_tokens=None):
+        n = n or self.n
+        self.generated.append([p.id for p in problems])
+        rows = [(i, k) for i in range(len(problems)) for k in range(n)]
+        texts = []
+        for i, k in rows:
+            right = k < int(problems[i].answer) % (self.n + 1)
+            texts.append(f"\\boxed{{{problems[i].answer if right else 'x'}}}")
+        return RolloutBatch(
+            prompt_index=[i for i, _ in rows],
+            prompt_ids=[[1, 2] for _ in rows],
+            response_ids=[[3 + k, 4] for _, k in rows],
+            logprobs=[[-1.0, -1.0] for _ in rows],
+            texts=texts,
+            finish_reasons=["stop"] * len(rows),
+        )
+
+    def load_weights(self, state_dict):
+        self.loaded += 1
+
+
+class FakeVerifier:
+    def check(self, responses, golds):
+        return [Verdict(r == f"\\boxed{{{g}}}", float(r == f"\\boxed{{{g}}}"), None) for r, g in zip(responses, golds)]
+
+
+class FakeLearner:
+    def __init__(self, loss: float = 0.5):
+        self.batches = []
+        self.loss = loss
+        self.saved: list[dict] = []
+
+    def update(self, batch, num_minibatches):
+        self.batches.append(batch)
+        return {"loss": self.loss, "kl": 0.0}
+
+    def state_dict(self):
+        return {"w": torch.zeros(1)}
+
+    def save_checkpoint(self, root, client_state, keep):
+        self.saved.append(dict(client_state))
+        return root
+
+    def load_latest(self, root):
+        return self.saved[-1] if self.saved else None
+
+    def export(self, out_dir):
+        return out_dir
+
+
+class FakeScorer:
+    def __init__(self, value=0.0):
+        self.value = value
+
+    def score_tokens(self, prompt_ids, response_ids):
+        return [self.value if math.isnan(self.value) else float(r[0]) for r in response_ids]
+
+
+def problems_with_correct_counts(counts):
+    return [Problem(id=f"p{i}", problem=f"q{i}", answer=str(c)) for i, c in enumerate(counts)]
+
+
+def grpo_cfg(tmp_path, **batch):
+    return from_dict(
+        GRPOConfig,
+        {
+            "reward": {"shaping": {"mode": "verifier-only"}},
+            "batch": {"groups_per_step": 2, "problems_per_draw": 4, "max_draws": 3, **batch},
+            "run": {"run_dir": str(tmp_path / "run"), "steps": 3, "save_every": 1},
+        },
+    )
+
+
+def test_step_keeps_only_groups_with_two_to_five_correct_and_pushes_weights(tmp_path):
+    counts = [0, 1, 2, 5, 6, 8, 3, 4]  # correct samples of 8, per problem
+    rollout, learner = FakeRollout(), FakeLearner()
+    ctl = GRPOController(grpo_cfg(tmp_path, groups_per_step=8, problems_per_draw=8, max_draws=1),
+                         problems_with_correct_counts(counts), rollout, FakeVerifier(), learner)
+    metrics = ctl.train_step()
+    assert metrics["groups/kept"] == 4 and metrics["groups/drawn"] == 8
+    assert metrics["rollout/accuracy"] == pytest.approx(sum(counts) / 64)
+    batch = learner.batches[0]
+    assert batch["input_ids"].shape[0] == 4 * 8
+    # verifier-only reward: the correct samples of each group get positive advantages
+    adv = batch["advantages"].view(4, 8)
+    assert sorted((adv > 0).sum(dim=1).tolist()) == [2, 3, 4, 5]
+    assert rollout.loaded == 1  # new weights pushed in the same step
+
+
+def test_filter_judges_verifier_correctness_not_the_shaped_reward(tmp_path):
+    """With the reward model on, rewards differ inside all-correct groups too; the filter
+    must still drop them (8 of 8 correct) and keep the 3-of-8 group."""
+    cfg = grpo_cfg(tmp_path, groups_per_step=2, problems_per_draw=2, max_draws=1)
+    cfg = replace(cfg, reward=replace(cfg.reward, shaping=replace(cfg.reward.shaping, mode="rm+verifier"), model_path="rm"))
+    learner = FakeLearner()
+    ctl = GRPOController(cfg, problems_with_correct_counts([8, 3]), FakeRollout(), FakeVerifier(), learner, FakeScorer())
+    metrics = ctl.train_step()
+    assert metrics["groups/kept"] == 1
+    adv = learner.batches[0]["advantages"]
+    assert (adv[:3] > adv[3:].max()).all()  # every correct sample outranks every wrong one
+
+
+def test_dynamic_sampling_draws_until_enough_groups_or_the_budget(tmp_path):
+    # draw 1 finds one usable group (count 3), draw 2 another (count 2): stop there
+    counts = [0, 8, 3, 0, 2, 8, 0, 4, 5]
+    rollout = FakeRollout()
+    ctl = GRPOController(grpo_cfg(tmp_path, groups_per_step=2, problems_per_draw=3, max_draws=3),
+                         problems_with_correct_counts(counts), rollout, FakeVerifier(), FakeLearner())
+    ctl.sampler = ProblemSampler(ctl.sampler.items, seed=0)
+    ctl.sampler._orders = {0: list(range(9))}  # draw in file order
+    metrics = ctl.train_step()
+    assert metrics["groups/draws"] == 2 and metrics["groups/drawn"] == 6 and metrics["groups/kept"] == 2
+
+    # nothing usable anywhere: the budget of draws is spent, the step is skipped, nothing pushed
+    rollout = FakeRollout()
+    ctl = GRPOController(grpo_cfg(tmp_path, max_draws=3), problems_with_correct_counts([0, 8] * 10),
+                         rollout, FakeVerifier(), FakeLearner())
+    metrics = ctl.train_step()
+    assert metrics["groups/draws"] == 3 and metrics["step/skipped"] == 1 and rollout.loaded == 0
+
+
+def test_non_finite_rewards_skip_the_update_and_repeated_ones_stop_the_job(tmp_path):
+    cfg = grpo_cfg(tmp_path)
+    cfg = replace(cfg, reward=replace(cfg.reward, shaping=replace(cfg.reward.shaping, mode="rm+verifier"), model_path="rm"))
+    rollout, learner = FakeRollout(), FakeLearner()
+    ctl = GRPOController(cfg, problems_with_correct_counts([3] * 40), rollout, FakeVerifier(), learner, FakeScorer(float("nan")))
+    metrics = ctl.train_step()
+    assert metrics["step/skipped_nonfinite"] == 1 and learner.batches == [] and rollout.loaded == 0
+    ctl.train_step()
+    with pytest.raises(TrainingDiverged, match="3 consecutive steps had non-finite rewards"):
+        ctl.train_step()
+
+
+def test_resume_restores_step_and_problem_position(tmp_path):
+    problems = problems_with_correct_counts([3, 4, 2, 5] * 10)
+    learner = FakeLearner()
+    first = GRPOController(grpo_cfg(tmp_path), problems, FakeRollout(), FakeVerifier(), learner)
+    first.train_step()
+    first.train_step()
+    first.save_checkpoint()
+    uninterrupted_next = FakeRollout()
+    first.rollout = uninterrupted_next
+    first.train_step()
+
+    rollout = FakeRollout()
+    resumed = GRPOController(grpo_cfg(tmp_path), problems, rollout, FakeVerifier(), learner)
+    learner.saved = learner.saved[:1]
+    assert resumed.resume() and resumed.step == 2
+    assert rollout.loaded == 1  # the engines got the checkpoint's weights
+    resumed.train_step()
+    assert rollout.generated == uninterrupted_next.generated
+
+
+def test_config_errors_name_the_key():
+    with pytest.raises(ConfigError, match="filter.high"):
+        from_dict(GRPOConfig, {"filter": {"low": 2, "high": 9}, "reward": {"shaping": {"mode": "verifier-only"}}})
+    with pytest.raises(ConfigError, match="reward.model_path"):
+        from_dict(GRPOConfig, {"reward": {"shaping": {"mode": "rm+verifier"}}})
+    with pytest.raises(ConfigError, match="rollout.n"):
+        from_dict(GRPOConfig, {"rollout": {"n": 1}, "filter": {"low": 0, "high": 1}, "reward": {"shaping": {"mode": "verifier-only"}}})
