@@ -87,3 +87,9 @@ counted_last_word = AnswerVerifier(extract=_last_word, compare=_counted_equal)
 def counted_exact(response: str, gold: str) -> bool:
     _count_call(response)
     return response == gold
+
+
+def even_length(response: str, gold: str) -> bool:
+    """Right for about half of a random model's responses: gives GRPO integration tests
+    groups with mixed verdicts without a model that can do math."""
+    return len(response) % 2 == 0
