@@ -176,3 +176,27 @@ class GRPOConfig:
         require(self.log_samples >= 0, "log_samples", f"must be >= 0, got {self.log_samples}")
         require(self.max_bad_steps >= 1, "max_bad_steps", f"must be >= 1, got {self.max_bad_steps}")
 
+
+
+@dataclass(frozen=True)
+class OfflineFilterConfig:
+    """Sample n per problem with the starting policy once, keep the problems whose groups pass
+    the filter (Qwen2.5-Math's offline selection of GRPO training problems)."""
+
+    model_path: str = "runs/sft_tiny/final"
+    data: ProblemFileConfig = field(default_factory=lambda: ProblemFileConfig(path="artifacts/tiny/data/train.jsonl"))
+    prompt: PromptConfig = field(default_factory=PromptConfig)
+    rollout: RolloutConfig = field(default_factory=RolloutConfig)
+    verifier: VerifierConfig = field(default_factory=VerifierConfig)
+    filter: GroupFilterConfig = field(default_factory=GroupFilterConfig)
+    chunk_size: int = 256  # problems per generate call (bounds memory; progress is per chunk)
+    output: str = "runs/filter_tiny/train_2to5.jsonl"
+
+    def __post_init__(self) -> None:
+        require(
+            self.filter.high <= self.rollout.n,
+            "filter.high",
+            f"({self.filter.high}) cannot exceed rollout.n ({self.rollout.n}) samples per problem",
+        )
+        require(self.chunk_size >= 1, "chunk_size", f"must be >= 1, got {self.chunk_size}")
+        require(bool(self.output), "output", "must name the .jsonl file to write")

@@ -61,3 +61,27 @@ def test_grpo_steps_log_checkpoint_and_resume(tmp_path, tiny_model_dir, shared_d
     assert steps == [1, 2, 3]  # continued from step 2, nothing redone
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["step"] == 3
+
+
+def test_offline_filter_keeps_problems_with_two_to_five_correct(tmp_path, tiny_model_dir, shared_data):
+    from launch.filter_problems import main
+    from mathdata.loading import load_problems
+
+    out = tmp_path / "kept.jsonl"
+    stats = main(
+        [
+            "--config", "configs/filter_tiny.yaml",
+            f"model_path={tiny_model_dir}",
+            f"data.path={shared_data / 'math500.jsonl'}", "data.limit=12",
+            "verifier.verifier=tests.verifier_fixtures:even_length",
+            "rollout.max_tokens=12", "rollout.engine.max_model_len=512", "chunk_size=5",
+            f"output={out}",
+        ]
+    )
+    by_count = {int(k): v for k, v in stats["problems_by_correct_count"].items()}
+    assert sum(by_count.values()) == 12
+    assert stats["kept"] == sum(by_count[k] for k in range(2, 6)) > 0
+    kept = load_problems(out).problems
+    source = {p.id: p for p in load_problems(shared_data / "math500.jsonl").problems}
+    assert len(kept) == stats["kept"]
+    assert all(source[p.id].answer == p.answer and source[p.id].problem == p.problem for p in kept)
