@@ -43,6 +43,7 @@ bench: setup
 	$(PY) bench/verifier.py
 	$(PY) bench/learner.py
 	$(PY) bench/rollout.py
+	$(PY) bench/reward_scoring.py
 
 clean:
 	rm -rf $(VENV) runs

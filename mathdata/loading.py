@@ -57,8 +57,11 @@ class LoadedProblems:
     skipped: list[str] = field(default_factory=list)  # one message per skipped row
 
 
-def load_problems(cfg: ProblemFileConfig | str | Path) -> LoadedProblems:
-    """Read a problem file. A bare path uses the default keys and raises on the first bad row."""
+def load_problems(cfg: ProblemFileConfig | str | Path, require_answer: bool = True) -> LoadedProblems:
+    """Read a problem file. A bare path uses the default keys and raises on the first bad row.
+
+    `require_answer=False` is for inference inputs (best-of-N): a row without a gold answer
+    (or an empty one) loads with `answer=""`; one that is present must still be valid."""
     if not isinstance(cfg, ProblemFileConfig):
         cfg = ProblemFileConfig(path=str(cfg))
     path = Path(cfg.path)
@@ -71,7 +74,7 @@ def load_problems(cfg: ProblemFileConfig | str | Path) -> LoadedProblems:
         try:
             if isinstance(row, Exception):
                 raise DatasetError(str(row))
-            result.problems.append(_to_problem(row, cfg, default_id=f"{path.stem}-{len(result.problems)}"))
+            result.problems.append(_to_problem(row, cfg, f"{path.stem}-{len(result.problems)}", require_answer))
         except DatasetError as err:
             message = f"{path}:{where}: {err}"
             if cfg.on_error == "raise":
@@ -116,12 +119,13 @@ def _parquet_rows(path: Path) -> Iterator[tuple[str, Any]]:
         yield f"row {index}", row
 
 
-def _to_problem(row: Any, cfg: ProblemFileConfig, default_id: str) -> Problem:
+def _to_problem(row: Any, cfg: ProblemFileConfig, default_id: str, require_answer: bool = True) -> Problem:
     if not isinstance(row, dict):
         raise DatasetError(f"expected a JSON object, got {type(row).__name__}")
     problem_key = cfg.problem_key or next((k for k in PROBLEM_KEYS if k in row), PROBLEM_KEYS[0])
     problem = _required_text(row, problem_key, "the problem text")
-    answer = _required_text(row, cfg.answer_key, "the gold answer")
+    has_answer = require_answer or row.get(cfg.answer_key) not in (None, "")
+    answer = _required_text(row, cfg.answer_key, "the gold answer") if has_answer else ""
     solution = row.get("solution")
     if solution is not None and not isinstance(solution, str):
         raise DatasetError(f"'solution' must be a string, got {type(solution).__name__}")

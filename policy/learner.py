@@ -82,7 +82,9 @@ class LearnerConfig:
 class Learner:
     def __init__(self, model: torch.nn.Module, cfg: LearnerConfig, tokenizer=None):
         """`model` is an HF causal LM (fp32 weights; the engine casts for bf16), e.g. from
-        `policy.loading.load_causal_lm`. `tokenizer`, if given, is saved with exports."""
+        `policy.loading.load_causal_lm`, or another module with an HF `config` and
+        `save_pretrained(dir, state_dict=..., safe_serialization=True)` (the reward model).
+        `tokenizer`, if given, is saved with exports."""
         import deepspeed
 
         self.cfg = cfg

@@ -1,4 +1,4 @@
-"""The loop shared by pretraining and SFT: resume, step, log, checkpoint, export.
+"""The loop shared by pretraining, SFT and reward-model training: resume, step, log, checkpoint, export.
 
     final_dir = train(learner, data.batch, NextTokenLoss(), total_steps, cfg.run)
 
@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
 from tqdm import tqdm
 
 from mathrl.config import ConfigError, require
@@ -39,14 +40,17 @@ class RunConfig:
         require(self.keep_checkpoints >= 1, "keep_checkpoints", f"must be >= 1, got {self.keep_checkpoints}")
 
 
-def learner_for_stage(model_path: str, cfg: LearnerConfig, total_steps: int, tokenizer) -> Learner:
-    """A learner on the model in `model_path`, its LR schedule spanning the stage's `total_steps`
-    (unless the config fixed a length)."""
+def learner_for_stage(
+    model_path: str, cfg: LearnerConfig, total_steps: int, tokenizer, model: torch.nn.Module | None = None
+) -> Learner:
+    """A learner on `model` (default: the causal LM in `model_path`; the reward-model stage
+    passes its own), its LR schedule spanning the stage's `total_steps` (unless the config
+    fixed a length)."""
     try:
         cfg = dataclasses.replace(cfg, schedule=with_total_steps(cfg.schedule, total_steps))
     except ConfigError as err:  # e.g. more warmup steps than the stage has
         raise err.under("learner.schedule") from None
-    return Learner(load_causal_lm(model_path), cfg, tokenizer=tokenizer)
+    return Learner(model if model is not None else load_causal_lm(model_path), cfg, tokenizer=tokenizer)
 
 
 def train(

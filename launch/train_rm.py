@@ -1,0 +1,118 @@
+"""Train the reward model on the policy's own samples, labelled by the verifier.
+
+    python launch/train_rm.py --config configs/train_rm_tiny.yaml [key.sub=value ...]
+
+1. sample: rollout.n responses per problem with the policy in model_path (vLLM), each checked
+   by the verifier, into data.samples_dir (default run.run_dir/samples); samples already
+   there are reused, so a resumed run does not sample again;
+2. train: the listwise ranking loss on the policy's backbone with a fresh head, on the
+   shared training loop (checkpoints and resume in run.run_dir); exports run.run_dir/final;
+3. evaluate the exported model on the held-out problems: pairwise accuracy, best-of-n
+   accuracy against mean single-sample accuracy -> run.run_dir/results.json.
+"""
+
+import json
+import math
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+
+from mathrl.env import set_local_defaults  # noqa: E402
+
+set_local_defaults()
+
+from mathdata.loading import load_problems  # noqa: E402
+from mathrl.config import parse_cli  # noqa: E402
+from mathrl.metrics import MetricsLogger  # noqa: E402
+from mathrl.runs import save_config  # noqa: E402
+from mathrl.stages import TrainRMConfig  # noqa: E402
+from policy.loading import check_model_dir, load_tokenizer  # noqa: E402
+from policy.train_loop import learner_for_stage, train  # noqa: E402
+from rewards.ranking import ListwiseRankingLoss, ranking_metrics  # noqa: E402
+from rewards.reward_model import RewardModel, RewardScorer  # noqa: E402
+from rewards.rm_data import (  # noqa: E402
+    EVAL_FILE,
+    STATS_FILE,
+    TRAIN_FILE,
+    RMBatches,
+    build_rm_samples,
+    read_groups,
+    samples_complete,
+    split_problems,
+)
+from rewards.verifier import BatchVerifier  # noqa: E402
+
+
+def sample(cfg: TrainRMConfig, samples_dir: Path) -> None:
+    from rollout.engine import RolloutEngine
+
+    problems = load_problems(cfg.data.problems).problems
+    train_problems, held_out = split_problems(problems, cfg.data.eval_problems, cfg.data.seed)
+    print(f"sampling {cfg.rollout.n} responses for {len(train_problems)} training and {len(held_out)} held-out problems")
+    engine = RolloutEngine(cfg.model_path, cfg.rollout, cfg.prompt)
+    try:
+        with BatchVerifier(cfg.verifier) as verifier:
+            stats = build_rm_samples(train_problems, held_out, engine, verifier, cfg.rollout.n, cfg.data, samples_dir)
+    finally:
+        engine.close()
+    print(json.dumps(stats, indent=2))
+
+
+def evaluate(model_dir: Path, cfg: TrainRMConfig, samples_dir: Path) -> dict[str, float]:
+    groups = read_groups(samples_dir / EVAL_FILE)
+    if not groups:
+        return {}
+    scorer = RewardScorer(str(model_dir), device=cfg.learner.device, batch_size=cfg.eval_batch_size, prompt=cfg.prompt)
+    flat = scorer.score_tokens([g.prompt_ids for g in groups for _ in g.response_ids], [ids for g in groups for ids in g.response_ids])
+    scores, start = [], 0
+    for group in groups:
+        scores.append(flat[start : start + len(group.response_ids)])
+        start += len(group.response_ids)
+    return ranking_metrics(scores, [g.correct for g in groups])
+
+
+def main(argv=None) -> dict:
+    cfg = parse_cli(TrainRMConfig, argv, default_config="configs/train_rm_tiny.yaml")
+    check_model_dir(cfg.model_path)
+    run_dir = Path(cfg.run.run_dir)
+    save_config(cfg, run_dir)
+    samples_dir = Path(cfg.data.samples_dir) if cfg.data.samples_dir else run_dir / "samples"
+    if samples_complete(samples_dir):
+        print(f"using the samples in {samples_dir}")
+    else:
+        sample(cfg, samples_dir)
+
+    tokenizer = load_tokenizer(cfg.model_path)
+    model = RewardModel.from_policy(cfg.model_path, seed=cfg.head_seed)
+    data = RMBatches(read_groups(samples_dir / TRAIN_FILE), model.sequence, tokenizer.pad_token_id, cfg.data)
+    total_steps = max(1, math.ceil(cfg.epochs * data.steps_per_epoch))
+    print(
+        f"reward model: {len(data.groups)} training problems ({data.dropped_groups} dropped, "
+        f"{data.dropped_responses} responses over max_len), {total_steps} steps"
+    )
+    learner = learner_for_stage(cfg.model_path, cfg.learner, total_steps, tokenizer, model=model)
+    final = train(learner, data.batch, ListwiseRankingLoss(), total_steps, cfg.run)
+    learner.close()
+
+    metrics = evaluate(final, cfg, samples_dir)
+    if metrics:
+        logger = MetricsLogger(run_dir)
+        logger.log(total_steps, metrics, prefix="eval/")
+        logger.close()
+    stats_file = samples_dir / STATS_FILE
+    results = {
+        "model": str(final),
+        "policy": cfg.model_path,
+        "steps": total_steps,
+        "train_problems": len(data.groups),
+        "samples": json.loads(stats_file.read_text()) if stats_file.is_file() else None,
+        "eval": metrics,
+    }
+    (run_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    print(json.dumps({"model": str(final), **metrics}, indent=2))
+    return results
+
+
+if __name__ == "__main__":
+    main()
