@@ -24,13 +24,17 @@ endif
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 
-# The main job on the tiny CPU default: build data + model, pretrain, SFT, evaluate.
+# The main job on the tiny CPU default: build data + model, pretrain, SFT, evaluate the SFT
+# model, train the reward model, run GRPO (it evaluates before and after), evaluate the result.
 # Each stage resumes from its own run directory, so an interrupted `make run` picks up where it stopped.
 run: setup
 	$(PY) launch/prepare.py --config configs/prepare_tiny.yaml
 	$(PY) launch/pretrain.py --config configs/pretrain_tiny.yaml
 	$(PY) launch/sft.py --config configs/sft_tiny.yaml
 	$(PY) launch/evaluate.py --config configs/evaluate_tiny.yaml
+	$(PY) launch/train_rm.py --config configs/train_rm_tiny.yaml
+	$(PY) launch/grpo.py --config configs/grpo_tiny.yaml
+	$(PY) launch/evaluate.py --config configs/evaluate_tiny.yaml model_path=runs/grpo_tiny/final output_dir=runs/eval_grpo_tiny
 
 test: setup
 	$(PY) -m pytest -q
@@ -44,6 +48,7 @@ bench: setup
 	$(PY) bench/learner.py
 	$(PY) bench/rollout.py
 	$(PY) bench/reward_scoring.py
+	$(PY) bench/grpo_vs_trl.py
 
 clean:
 	rm -rf $(VENV) runs

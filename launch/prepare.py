@@ -42,7 +42,7 @@ def main(argv=None) -> Path:
         print(f"decontamination: dropped {len(removals)} training problems near {len(evaluation)} evaluation problems")
     write_problems_jsonl(train, out / "data" / "train.jsonl")
     write_problems_jsonl(test, out / "data" / "test.jsonl")
-    corpus = generate_corpus(cfg.corpus_docs, cfg.data.seed, cfg.data, cfg.explanation_share)
+    corpus = generate_corpus(cfg.corpus_docs, cfg.data.seed, cfg.data, cfg.explanation_share, cfg.facts_share)
     write_jsonl(({"text": doc} for doc in corpus), out / "data" / "corpus.jsonl")
     print(f"data: {len(train)} train / {len(test)} test problems, {len(corpus)} corpus documents")
 

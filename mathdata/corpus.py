@@ -57,10 +57,14 @@ _EXAMPLE_INTROS = ("For example:", "Here is an example.", "Let us try one.", "An
 
 
 def generate_corpus(
-    n_docs: int, seed: int = 0, data: SyntheticDataConfig | None = None, explanation_share: float = 0.3
+    n_docs: int,
+    seed: int = 0,
+    data: SyntheticDataConfig | None = None,
+    explanation_share: float = 0.3,
+    facts_share: float = 0.0,
 ) -> list[str]:
     """`n_docs` documents; see `iter_corpus`."""
-    return list(islice(iter_corpus(seed, data, explanation_share), n_docs))
+    return list(islice(iter_corpus(seed, data, explanation_share, facts_share), n_docs))
 
 
 def write_corpus(
@@ -71,17 +75,25 @@ def write_corpus(
     return write_jsonl(({"text": doc} for doc in docs), path)
 
 
-def iter_corpus(seed: int = 0, data: SyntheticDataConfig | None = None, explanation_share: float = 0.3) -> Iterator[str]:
-    """Documents, a share `explanation_share` of them lessons. `data` sets the families,
-    levels and knobs (default: all of them); `seed` replaces its seed, and its sizes are unused."""
+def iter_corpus(
+    seed: int = 0, data: SyntheticDataConfig | None = None, explanation_share: float = 0.3, facts_share: float = 0.0
+) -> Iterator[str]:
+    """Documents: a share `facts_share` of them number-fact sheets, a share `explanation_share`
+    lessons, the rest worked problems. `data` sets the families, levels and knobs (default:
+    all of them); `seed` replaces its seed, and its sizes are unused."""
     if not 0 <= explanation_share <= 1:
         raise ValueError(f"explanation_share: must be in [0, 1], got {explanation_share}")
+    if not 0 <= facts_share <= 1 - explanation_share:
+        raise ValueError(f"facts_share: must be in [0, 1 - explanation_share], got {facts_share}")
     data = dataclasses.replace(data or SyntheticDataConfig(), seed=seed)
     rng = random.Random(derive_seed("mathrl-corpus", seed))
     problems = iter_problems(data, "train")
     lessons = [lesson for lesson, family in _LESSONS.values() if family in data.families]
     while True:
-        if lessons and rng.random() < explanation_share:
+        draw = rng.random()
+        if draw < facts_share:
+            yield _number_facts(rng)
+        elif lessons and draw < facts_share + explanation_share:
             knobs = data.difficulty.at(rng.choice(data.levels))
             yield rng.choice(lessons)(rng, knobs)
         else:
@@ -91,6 +103,25 @@ def iter_corpus(seed: int = 0, data: SyntheticDataConfig | None = None, explanat
 def _worked(problems: list[Problem], rng: random.Random) -> str:
     header = rng.choice(("", "Practice problems\n\n", "Worked examples\n\n", "Exercises with solutions\n\n"))
     return header + "\n\n".join(f"Problem: {p.problem}\nSolution: {p.solution}" for p in problems)
+
+
+def _number_facts(rng: random.Random, count: int = 24) -> str:
+    """A sheet of one-digit facts (sums, differences, products, exact quotients), the times
+    tables of primary school: a small model meets each fact far more often here than inside
+    worked problems, where most numbers have several digits."""
+    lines = []
+    for _ in range(count):
+        a, b = rng.randint(0, 9), rng.randint(0, 9)
+        op = rng.choice("+-×÷")
+        if op == "+":
+            lines.append(f"{a} + {b} = {a + b}")
+        elif op == "-":
+            lines.append(f"{a + b} - {b} = {a}")  # never negative
+        elif op == "×":
+            lines.append(f"{a} × {b} = {a * b}")
+        else:
+            lines.append(f"{a * (b + 1)} ÷ {b + 1} = {a}")
+    return rng.choice(("Number facts\n\n", "Practice sheet\n\n", "")) + "\n".join(lines)
 
 
 def _train_example(make: Callable[[], Draft]) -> Draft:

@@ -34,6 +34,7 @@ class PrepareConfig:
     data: SyntheticDataConfig = field(default_factory=SyntheticDataConfig)
     corpus_docs: int = 20_000
     explanation_share: float = 0.3  # share of corpus documents that are lessons, not worked problems
+    facts_share: float = 0.0  # share that are sheets of one-digit number facts (times tables)
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
     model: TinyModelConfig = field(default_factory=TinyModelConfig)
     # Evaluation sets (JSONL/Parquet) whose near-duplicates are dropped from the training problems.
@@ -43,6 +44,11 @@ class PrepareConfig:
         require(bool(self.output_dir), "output_dir", "must name a directory")
         require(self.corpus_docs >= 1, "corpus_docs", f"must be >= 1, got {self.corpus_docs}")
         require(0 <= self.explanation_share <= 1, "explanation_share", f"must be in [0, 1], got {self.explanation_share}")
+        require(
+            0 <= self.facts_share <= 1 - self.explanation_share,
+            "facts_share",
+            f"must be in [0, 1 - explanation_share], got {self.facts_share}",
+        )
 
 
 @dataclass(frozen=True)

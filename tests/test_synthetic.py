@@ -396,3 +396,19 @@ def test_corpus_holds_no_test_problem():
     shown = [f"arithmetic:{a} + {b}" for d in lessons for a, b in re.findall(r"Add (\d+) and (\d+)\.", d)]
     shown += [f"arithmetic:{a} - {b}" for d in lessons for b, a in re.findall(r"Subtract (\d+) from (\d+)\.", d)]
     assert shown and all(split_of(key) == "train" for key in shown)
+
+
+def test_number_fact_sheets_are_right_and_take_their_share():
+    import re
+    from fractions import Fraction
+
+    docs = generate_corpus(400, seed=5, explanation_share=0.2, facts_share=0.3)
+    sheets = [d for d in docs if all(re.fullmatch(r"\d+ [-+×÷] \d+ = \d+", line) for line in d.strip().split("\n")[-24:])]
+    assert 0.2 < len(sheets) / len(docs) < 0.4
+    ops = {"+": lambda a, b: a + b, "-": lambda a, b: a - b, "×": lambda a, b: a * b, "÷": lambda a, b: Fraction(a, b)}
+    for sheet in sheets:
+        for line in sheet.strip().split("\n")[-24:]:
+            a, op, b, _, c = line.split()
+            assert ops[op](int(a), int(b)) == int(c), line
+    with pytest.raises(ValueError, match="facts_share"):
+        generate_corpus(1, explanation_share=0.8, facts_share=0.3)
