@@ -54,14 +54,9 @@ class RemoteScorer:
     """The reward model in its own Ray actor, behind the scorer interface the controller uses."""
 
     def __init__(self, model_path: str, cfg, prompt) -> None:
-        import ray
+        from rewards.reward_model import remote_scorer
 
-        from mathrl.env import forwarded_env
-        from rewards.reward_model import RewardScorer
-
-        self.actor = ray.remote(num_cpus=cfg.cpus, num_gpus=cfg.gpus, runtime_env={"env_vars": forwarded_env()})(
-            RewardScorer
-        ).remote(model_path, batch_size=cfg.batch_size, prompt=prompt)
+        self.actor = remote_scorer(model_path, cfg.cpus, cfg.gpus, batch_size=cfg.batch_size, prompt=prompt)
 
     def score_tokens(self, prompt_ids, response_ids) -> list[float]:
         import ray

@@ -13,7 +13,7 @@ from mathrl.metrics import read_metrics
 pytestmark = pytest.mark.slow
 
 
-def run_grpo(run_dir, model_dir, data, steps):
+def run_grpo(run_dir, model_dir, data, steps, reward=("reward.shaping.mode=verifier-only", "reward.model_path=null")):
     from launch.grpo import main
 
     return main(
@@ -23,13 +23,13 @@ def run_grpo(run_dir, model_dir, data, steps):
             f"data.path={data}", "data.limit=64",
             f"eval.data.path={data}", "eval.data.limit=4", "eval.max_tokens=8",
             "verifier.verifier=tests.verifier_fixtures:even_length",
-            "reward.shaping.mode=verifier-only", "reward.model_path=null",
             "rollout.max_tokens=12", "rollout.engine.max_model_len=512",
             "batch.groups_per_step=2", "batch.problems_per_draw=3", "batch.max_draws=3",
             "batch.updates_per_step=2",
             "learner.optimizer.lr=1e-3",
             f"run.run_dir={run_dir}", f"run.steps={steps}", "run.save_every=1", "run.eval_every=0",
             "log_samples=1",
+            *reward,
         ]
     )
 
@@ -55,10 +55,21 @@ def test_grpo_steps_log_checkpoint_and_resume(tmp_path, tiny_model_dir, shared_d
     assert [m["step"] for m in evals] == [0, 2]
     assert len((run_dir / "samples.jsonl").read_text().splitlines()) == 2
 
-    second = run_grpo(run_dir, tiny_model_dir, data, steps=3)
+    # The resumed run also switches the reward model on (a fresh head on the tiny backbone):
+    # the scorer actor's scores reach the shaped reward.
+    from policy.loading import load_tokenizer
+    from rewards.reward_model import RewardModel
+
+    rm_dir = tmp_path / "rm"
+    RewardModel.from_policy(tiny_model_dir, seed=1).save_pretrained(rm_dir, tokenizer=load_tokenizer(tiny_model_dir))
+    second = run_grpo(run_dir, tiny_model_dir, data, steps=3,
+                      reward=("reward.shaping.mode=rm+verifier", f"reward.model_path={rm_dir}", "reward.cpus=0"))
     assert second["step"] == 3
-    steps = [m["step"] for m in read_metrics(run_dir) if "groups/kept" in m]
-    assert steps == [1, 2, 3]  # continued from step 2, nothing redone
+    steps = [m for m in read_metrics(run_dir) if "groups/kept" in m]
+    assert [m["step"] for m in steps] == [1, 2, 3]  # continued from step 2, nothing redone
+    assert "reward/rm_score" not in steps[1] and "reward/rm_score" in steps[2]
+    # shaped rewards: correct samples in (0, 1), wrong in (-1, 0); not the 0/1 of verifier-only
+    assert -1 < steps[2]["reward/mean"] < 1
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["step"] == 3
 
