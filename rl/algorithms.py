@@ -93,8 +93,14 @@ def policy_loss(
         metrics["kl"] = kl.detach()
     metrics["pg_loss"] = per_token.detach()
 
-    if cfg.aggregation == "token-mean":
-        return (per_token * mask).sum(), {k: (v * mask).sum() for k, v in metrics.items()}, mask.sum()
-    lengths = mask.sum(dim=-1).clamp(min=1)  # [N]
-    per_seq = lambda x: ((x * mask).sum(dim=-1) / lengths).sum()  # noqa: E731
-    return per_seq(per_token), {k: per_seq(v) for k, v in metrics.items()}, torch.tensor(float(mask.shape[0]))
+    units = mask.sum() if cfg.aggregation == "token-mean" else torch.tensor(float(mask.shape[0]))
+    sums = {k: aggregate(v, mask, cfg.aggregation) for k, v in metrics.items()}
+    return aggregate(per_token, mask, cfg.aggregation), sums, units
+
+
+def aggregate(per_token: torch.Tensor, mask: torch.Tensor, aggregation: str) -> torch.Tensor:
+    """[N, T] values -> their sum over the loss's units: masked tokens (token-mean), or
+    per-sequence means over masked tokens (seq-mean)."""
+    if aggregation == "token-mean":
+        return (per_token * mask).sum()
+    return ((per_token * mask).sum(dim=-1) / mask.sum(dim=-1).clamp(min=1)).sum()

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import torch
 
 from policy.losses import TensorBatch
-from rl.algorithms import PolicyLossConfig, policy_loss
+from rl.algorithms import PolicyLossConfig, aggregate, policy_loss
 
 
 def training_batch(
@@ -96,13 +96,7 @@ class GRPOLoss:
         }
         metrics.pop("ratio")  # its sum over units is not a useful number; clip_fraction says it
         for name, per_token in extra.items():
-            metrics[name] = _aggregate(per_token, mask, self.cfg.aggregation)
+            metrics[name] = aggregate(per_token, mask, self.cfg.aggregation)
         metrics["loss"] = loss.detach()
         return loss, metrics
 
-
-def _aggregate(per_token: torch.Tensor, mask: torch.Tensor, aggregation: str) -> torch.Tensor:
-    """Sum over the loss's units: tokens (token-mean) or per-sequence means (seq-mean)."""
-    if aggregation == "token-mean":
-        return (per_token * mask).sum()
-    return ((per_token * mask).sum(dim=-1) / mask.sum(dim=-1).clamp(min=1)).sum()

@@ -143,11 +143,13 @@ class LearnerGroup:
             ]
         )
 
-    def _all(self, method: str, per_rank_args: Sequence[tuple] | None = None, **kwargs):
+    def _per_rank(self, method: str, args_by_rank: Sequence[tuple]):
         import ray
 
-        args = per_rank_args or [()] * len(self.actors)
-        return ray.get([actor.call.remote(method, *a, **kwargs) for actor, a in zip(self.actors, args)])[0]
+        return ray.get([actor.call.remote(method, *args) for actor, args in zip(self.actors, args_by_rank)])[0]
+
+    def _all(self, method: str, *args):
+        return self._per_rank(method, [args] * len(self.actors))
 
     def update(self, batch: TensorBatch, num_minibatches: int) -> dict[str, float]:
         """Each rank trains on its contiguous share of the rows; metrics are global."""
@@ -155,19 +157,19 @@ class LearnerGroup:
 
         rows = batch["input_ids"].shape[0]
         shares = split_evenly(rows, len(self.actors))
-        return self._all("update", [({k: v[s.start : s.stop] for k, v in batch.items()}, num_minibatches) for s in shares])
+        return self._per_rank("update", [({k: v[s.start : s.stop] for k, v in batch.items()}, num_minibatches) for s in shares])
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         return self._all("state_dict")
 
     def save_checkpoint(self, root: str, client_state: dict[str, Any], keep: int) -> str:
-        return self._all("save_checkpoint", [(root, client_state, keep)] * len(self.actors))
+        return self._all("save_checkpoint", root, client_state, keep)
 
     def load_latest(self, root: str) -> dict[str, Any] | None:
-        return self._all("load_latest", [(root,)] * len(self.actors))
+        return self._all("load_latest", root)
 
     def export(self, out_dir: str) -> str:
-        return self._all("export", [(out_dir,)] * len(self.actors))
+        return self._all("export", out_dir)
 
     def shutdown(self) -> None:
         import ray
