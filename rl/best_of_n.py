@@ -7,8 +7,8 @@ Used by `launch/best_of_n.py` (inference, gold answers optional) and by the eval
 imported here at module level: the sampler is any callable from problems to N texts each,
 and the scorer anything with `score(problems, responses) -> [float]`.
 
-Sampling with a seed per problem: `RolloutEngine.generate` draws every request from the
-engine's one random stream, so a problem's samples would depend on which problems were
+Sampling with a seed per problem: unseeded, `RolloutEngine.generate` draws every request from
+the engine's one random stream, so a problem's samples would depend on which problems were
 sampled before it in the same engine. `seeded_sampler` gives each problem its own seed,
 derived from (rollout seed, problem id), so its samples do not depend on chunking, order or
 an interrupted and resumed run.
@@ -56,19 +56,12 @@ def problem_seed(seed: int, problem_id: str) -> int:
 
 def seeded_sampler(engine, n: int, temperature: float, seed: int) -> Sampler:
     """N samples per problem from a `RolloutEngine`, each problem with its own seed (see the
-    module docstring); vLLM gives the i-th sample of a request the seed + i."""
+    module docstring)."""
 
     def sample(problems: Sequence[Problem]) -> list[list[str]]:
-        from vllm.inputs import TokensPrompt
-
-        base = engine.sampling_params(n=n, temperature=temperature)
-        params = []
-        for problem in problems:
-            params.append(base.clone())
-            params[-1].seed = problem_seed(seed, problem.id)
-        prompts = [TokensPrompt(prompt_token_ids=engine.encode(p)) for p in problems]
-        outputs = engine.llm.generate(prompts, params, use_tqdm=False)
-        return [[completion.text for completion in request.outputs] for request in outputs]
+        seeds = [problem_seed(seed, problem.id) for problem in problems]
+        texts = engine.generate(problems, n=n, temperature=temperature, seeds=seeds).texts
+        return [texts[i * n : (i + 1) * n] for i in range(len(problems))]
 
     return sample
 

@@ -6,7 +6,7 @@
 The controller only talks to its parts through narrow methods, so it runs the same with the
 Ray-wired parts of `launch/grpo.py` and with in-process ones in tests:
 
-    rollout   .generate(problems, n=None, temperature=None, max_tokens=None) -> RolloutBatch
+    rollout   .generate(problems, n=None, temperature=None, max_tokens=None, seeds=None) -> RolloutBatch
               .load_weights(state_dict)
     verifier  .check(responses, golds) -> [Verdict]
     scorer    .score_tokens(prompt_ids, response_ids) -> [float]   (None: verifier-only reward)
@@ -211,9 +211,9 @@ class GRPOController:
         found = Collected()
         while len(found.groups) < cfg.batch.groups_per_step and found.draws < cfg.batch.max_draws:
             with timer("sample"):
-                problems = self.sampler.draw(cfg.batch.problems_per_draw)
+                problems, seeds = self.sampler.draw_with_seeds(cfg.batch.problems_per_draw)
             with timer("rollout"):
-                batch = self.rollout.generate(problems)
+                batch = self.rollout.generate(problems, seeds=seeds)
             with timer("verify"):
                 verdicts = self.verifier.check(batch.texts, [problems[i].answer for i in batch.prompt_index])
             with timer("filter"):

@@ -1,7 +1,9 @@
 """Which training problems each GRPO step draws: a shuffled pass over the set, epoch after epoch.
 
 The order is a pure function of (seed, position), so a resumed run that restores `position`
-from its checkpoint draws exactly the problems an uninterrupted run would have drawn.
+from its checkpoint draws exactly the problems an uninterrupted run would have drawn; and so
+are the sampling seeds handed out with them (`draw_with_seeds`), so it also samples the same
+responses from them.
 """
 
 from __future__ import annotations
@@ -40,6 +42,13 @@ class ProblemSampler(Generic[T]):
             drawn.append(self.items[self._order(epoch)[index]])
         self.position += count
         return drawn
+
+    def draw_with_seeds(self, count: int) -> tuple[list[T], list[int]]:
+        """The next `count` problems and a sampling seed for each, derived from its position
+        in the stream (32 bits: vLLM seeds sample k of a request with seed + k)."""
+        first = self.position
+        seeds = [derive_seed("rollout", self.seed, pos) % 2**32 for pos in range(first, first + count)]
+        return self.draw(count), seeds
 
     @property
     def epoch(self) -> float:

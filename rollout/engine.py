@@ -125,6 +125,10 @@ class RolloutEngine:
             # argument, so it is unset while the engine starts and the size goes in as bytes.
             kwargs["kv_cache_memory_bytes"] = int(eng.kv_cache_gb * 2**30)
             env["VLLM_CPU_KVCACHE_SPACE"] = None
+            # A prompt prefilled in chunks has the sample of its unfinished chunk discarded, and
+            # vLLM rewinds the request's seeded generator by an offset that CPU generators do not
+            # have: seeded requests would crash the engine. Whole-prompt prefill avoids it.
+            kwargs["enable_chunked_prefill"] = False
             if cpu_cores is not None:
                 env["VLLM_CPU_OMP_THREADS_BIND"] = cpu_cores
         else:
@@ -167,11 +171,21 @@ class RolloutEngine:
         temperature: float | None = None,
         max_tokens: int | None = None,
         ignore_eos: bool = False,
+        seeds: Sequence[int] | None = None,
     ) -> RolloutBatch:
-        """Sample n responses for each prompt; rows i*n .. i*n+n-1 answer prompt i."""
+        """Sample n responses for each prompt; rows i*n .. i*n+n-1 answer prompt i.
+
+        With `seeds` (one per prompt) prompt i's samples come from its own random stream
+        (vLLM gives its k-th sample seeds[i] + k), so they do not depend on the other prompts
+        of the batch, on the engine's history or on which worker runs them. Without, every
+        request draws from the engine's one stream."""
         from vllm.inputs import TokensPrompt
 
         params = self.sampling_params(n, temperature, max_tokens, ignore_eos)
+        if seeds is not None:
+            if len(seeds) != len(prompts):
+                raise ValueError(f"got {len(seeds)} seeds for {len(prompts)} prompts")
+            params = [_with_seed(params, seed) for seed in seeds]
         prompt_ids = [self.encode(p) for p in prompts]
         start = time.perf_counter()
         outputs = self.llm.generate([TokensPrompt(prompt_token_ids=ids) for ids in prompt_ids], params, use_tqdm=False)
@@ -231,3 +245,9 @@ class RolloutEngine:
         if self._file_sync is not None:
             self._file_sync.close()
             self._file_sync = None
+
+
+def _with_seed(params, seed: int):
+    seeded = params.clone()
+    seeded.seed = seed
+    return seeded

@@ -105,17 +105,21 @@ class RolloutWorkers:
         temperature: float | None = None,
         max_tokens: int | None = None,
         ignore_eos: bool = False,
+        seeds: Sequence[int] | None = None,
     ) -> RolloutBatch:
-        """`RolloutEngine.generate` over the whole group; rows in the caller's prompt order."""
+        """`RolloutEngine.generate` over the whole group; rows in the caller's prompt order.
+        With `seeds` (one per prompt) the samples do not depend on the sharding, and a shard
+        run again after a restart draws what the dead worker would have drawn."""
         start = time.perf_counter()
         prompts = list(prompts)
         shards = split_evenly(len(prompts), len(self._actors))
         kwargs = dict(n=n, temperature=temperature, max_tokens=max_tokens, ignore_eos=ignore_eos)
-        calls = {
-            rank: (lambda rank=rank, shard=shard: self._actors[rank].generate.remote([prompts[i] for i in shard], **kwargs))
-            for rank, shard in enumerate(shards)
-            if len(shard)
-        }
+
+        def call(rank: int, shard: range):
+            shard_seeds = None if seeds is None else [seeds[i] for i in shard]
+            return self._actors[rank].generate.remote([prompts[i] for i in shard], **kwargs, seeds=shard_seeds)
+
+        calls = {rank: (lambda rank=rank, shard=shard: call(rank, shard)) for rank, shard in enumerate(shards) if len(shard)}
         results, restarted = self._run(calls, redo_after_restart=True)
         ranks = sorted(results)
         batch = RolloutBatch.concat([results[r] for r in ranks], [shards[r].start for r in ranks])

@@ -121,6 +121,10 @@ def test_sampler_covers_each_epoch_once_and_resumes_in_place():
     expected = uninterrupted.draw(9)
     resumed = ProblemSampler(items, seed=3, position=7)
     assert resumed.draw(9) == expected
+    # a problem's sampling seed belongs to its position in the stream, not to the draw it is in
+    _, seeds = ProblemSampler(items, seed=3).draw_with_seeds(16)
+    resumed = ProblemSampler(items, seed=3, position=7)
+    assert resumed.draw_with_seeds(4)[1] + resumed.draw_with_seeds(5)[1] == seeds[7:16]
     assert ProblemSampler(items, seed=4).draw(10) != ProblemSampler(items, seed=3).draw(10)
 
 
@@ -134,11 +138,13 @@ class FakeRollout:
     def __init__(self, n: int = 8):
         self.n = n
         self.generated: list[list[str]] = []
+        self.seeds: list[list[int] | None] = []
         self.loaded = 0
 
-    def generate(self, problems, n=None, temperature=None, max_tokens=None):
+    def generate(self, problems, n=None, temperature=None, max_tokens=None, seeds=None):
         n = n or self.n
         self.generated.append([p.id for p in problems])
+        self.seeds.append(seeds)
         rows = [(i, k) for i in range(len(problems)) for k in range(n)]
         texts = []
         for i, k in rows:
@@ -287,6 +293,8 @@ def test_resume_restores_step_and_problem_position(tmp_path):
     assert rollout.loaded == 1  # the engines got the checkpoint's weights
     resumed.train_step()
     assert rollout.generated == uninterrupted_next.generated
+    assert rollout.seeds == uninterrupted_next.seeds  # and samples them with the same seeds
+    assert len(set(rollout.seeds[0])) == len(rollout.seeds[0])  # one stream per problem
 
 
 def test_config_errors_name_the_key():

