@@ -21,10 +21,12 @@ runs data parallel. The backend follows the device: gloo on CPU, NCCL on CUDA.
 
 from __future__ import annotations
 
+import atexit
 import os
 import random
 import shutil
 import socket
+import tempfile
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -270,11 +272,19 @@ def split_batch(batch: TensorBatch, micro_batch_size: int) -> list[TensorBatch]:
     return [{k: v[i : i + micro_batch_size] for k, v in batch.items()} for i in range(0, rows, micro_batch_size)]
 
 
+# Where ranks that share a machine meet: a file rather than torch's TCPStore, whose server
+# listens on every network interface (it takes no bind address). See `init_distributed`.
+FILE_STORE_ENV = "MATHRL_DIST_STORE_FILE"
+
+
 def init_distributed(device: torch.device) -> None:
-    """Join the process group a launcher describes (RANK, WORLD_SIZE, MASTER_ADDR, ... from
-    torchrun, the deepspeed launcher or our Ray actors), or, alone, create rank 0 of 1 on
-    127.0.0.1. The single-process group is made without writing RANK/WORLD_SIZE/MASTER_* into
-    the environment, where a subprocess would inherit them and try to join the same group.
+    """Join the process group a launcher describes (RANK, WORLD_SIZE, and MASTER_ADDR/PORT
+    from torchrun, the deepspeed launcher or our Ray actors on several machines, or a
+    MATHRL_DIST_STORE_FILE shared by ranks on one machine), or, alone, create rank 0 of 1.
+    Ranks on one machine, and a lone rank, rendezvous through a file: no port is opened
+    beyond gloo's own, on 127.0.0.1.
+    The single-process group is made without writing RANK/WORLD_SIZE/MASTER_* into the
+    environment, where a subprocess would inherit them and try to join the same group.
     LOCAL_RANK is the exception: DeepSpeed's engine reads it (also during ZeRO-3 training).
     Libraries that take LOCAL_RANK as a sign of a distributed launch (accelerate) should not
     share a process with a learner."""
@@ -284,10 +294,25 @@ def init_distributed(device: torch.device) -> None:
         return
     backend = "nccl" if device.type == "cuda" else "gloo"
     if "RANK" not in os.environ:
-        init_method = f"tcp://127.0.0.1:{free_port()}"
+        init_method = f"file://{new_store_file()}"
         torch.distributed.init_process_group(backend, init_method=init_method, rank=0, world_size=1)
         os.environ.setdefault("LOCAL_RANK", "0")
+    elif FILE_STORE_ENV in os.environ:
+        torch.distributed.init_process_group(
+            backend,
+            init_method=f"file://{os.environ[FILE_STORE_ENV]}",
+            rank=int(os.environ["RANK"]),
+            world_size=int(os.environ["WORLD_SIZE"]),
+        )
     deepspeed.init_distributed(dist_backend=backend, verbose=False)  # adopts an existing group
+
+
+def new_store_file() -> str:
+    """A path for a rendezvous file store that no other group uses (the file must not exist);
+    its directory goes when this process exits."""
+    directory = tempfile.mkdtemp(prefix="mathrl-dist-")
+    atexit.register(shutil.rmtree, directory, ignore_errors=True)
+    return os.path.join(directory, "store")
 
 
 def free_port() -> int:

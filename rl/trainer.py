@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from policy.learner import Learner, LearnerConfig, free_port, latest_checkpoint, split_batch
+from policy.learner import FILE_STORE_ENV, Learner, LearnerConfig, free_port, latest_checkpoint, new_store_file, split_batch
 from policy.loading import load_causal_lm, load_tokenizer
 from policy.losses import TensorBatch
 from policy.train_loop import save_and_prune
@@ -94,12 +94,24 @@ class PolicyTrainer:
 
 class _TrainerHost:
     """A Ray actor that builds its `PolicyTrainer` only once the group's rendezvous is known
-    (rank 0's node address is asked for first), then forwards calls to it."""
+    (rank 0 is asked for it first), then forwards calls to it."""
 
-    def address(self) -> tuple[str, int]:
+    def node_id(self) -> str:
         import ray
 
-        return ray.util.get_node_ip_address(), free_port()
+        return ray.get_runtime_context().get_node_id()
+
+    def rendezvous(self, world_size: int, same_node: bool) -> list[dict[str, str]]:
+        """The environment of each rank of a group with this actor as rank 0: a file store on
+        this machine when every rank runs here, else rank 0's address and a free port."""
+        import ray
+
+        if same_node:
+            meet = {FILE_STORE_ENV: new_store_file()}
+        else:
+            meet = {"MASTER_ADDR": ray.util.get_node_ip_address(), "MASTER_PORT": str(free_port())}
+        # LOCAL_RANK 0: each actor sees only its own device
+        return [{"RANK": str(rank), "WORLD_SIZE": str(world_size), "LOCAL_RANK": "0", **meet} for rank in range(world_size)]
 
     def start(self, *args, **kwargs) -> None:
         self.trainer = PolicyTrainer(*args, **kwargs)
@@ -125,17 +137,8 @@ class LearnerGroup:
         self.actors = [host.remote() for _ in range(cfg.num_processes)]
         envs: list[dict[str, str] | None] = [None]
         if cfg.num_processes > 1:
-            addr, port = ray.get(self.actors[0].address.remote())
-            envs = [
-                {
-                    "RANK": str(rank),
-                    "WORLD_SIZE": str(cfg.num_processes),
-                    "LOCAL_RANK": "0",  # each actor sees only its own device
-                    "MASTER_ADDR": addr,
-                    "MASTER_PORT": str(port),
-                }
-                for rank in range(cfg.num_processes)
-            ]
+            same_node = len(set(ray.get([actor.node_id.remote() for actor in self.actors]))) == 1
+            envs = ray.get(self.actors[0].rendezvous.remote(cfg.num_processes, same_node))
         ray.get(
             [
                 actor.start.remote(policy_path, learner_cfg, loss_cfg, dist_env=env, torch_threads=cfg.torch_threads)

@@ -1,19 +1,27 @@
 """The GRPO job end to end through real Ray, vLLM (CPU) and DeepSpeed (gloo): a few steps on
-the tiny model, metrics logged, then a rerun resumes from the checkpoint's step.
+the tiny model, metrics logged, then a rerun resumes from the checkpoint's step. On the way,
+a rollout worker's process is killed with SIGKILL in the middle of a step (the job restarts
+it and retries its shard), and every socket the job's processes listen on is checked to be
+on the loopback interface (Ray with its dashboard and job server, vLLM, gloo).
 
 The tiny model cannot do math, so the verifier is a fixture that calls about half of any
 model's responses right (by length parity): every phase of the step then sees mixed groups."""
 
 import json
+import os
+import signal
 
+import psutil
 import pytest
 
 from mathrl.metrics import read_metrics
+from tests.sockets import exposed_listeners
 
 pytestmark = pytest.mark.slow
 
 
-def run_grpo(run_dir, model_dir, data, steps, reward=("reward.shaping.mode=verifier-only", "reward.model_path=null")):
+def run_grpo(run_dir, model_dir, data, steps, reward=("reward.shaping.mode=verifier-only", "reward.model_path=null"),
+             extra=()):
     from launch.grpo import main
 
     return main(
@@ -30,18 +38,52 @@ def run_grpo(run_dir, model_dir, data, steps, reward=("reward.shaping.mode=verif
             f"run.run_dir={run_dir}", f"run.steps={steps}", "run.save_every=1", "run.eval_every=0",
             "log_samples=1",
             *reward,
+            *extra,
         ]
     )
 
 
-def test_grpo_steps_log_checkpoint_and_resume(tmp_path, tiny_model_dir, shared_data):
+@pytest.fixture
+def faults(monkeypatch):
+    """At the job's third rollout call (the first is the step-0 eval, so this is a training
+    step's draw), record the sockets listened on, then SIGKILL rollout worker 0's process and
+    wait until it is gone: the call then meets a dead worker."""
+    from rollout.worker import RolloutWorkers
+
+    seen = {"calls": 0, "killed": None, "engine_processes": [], "exposed": None}
+    generate = RolloutWorkers.generate
+
+    def generate_with_faults(self, prompts, **kwargs):
+        import ray
+
+        seen["calls"] += 1
+        if seen["calls"] == 3:
+            seen["exposed"] = exposed_listeners()
+            worker = psutil.Process(ray.get(self.actors[0].__ray_call__.remote(lambda actor: os.getpid())))
+            seen["engine_processes"] = worker.children(recursive=True)  # vLLM's engine core
+            worker.send_signal(signal.SIGKILL)
+            worker.wait(timeout=30)
+            seen["killed"] = worker
+        return generate(self, prompts, **kwargs)
+
+    monkeypatch.setattr(RolloutWorkers, "generate", generate_with_faults)
+    return seen
+
+
+def test_grpo_steps_log_checkpoint_and_resume(tmp_path, tiny_model_dir, shared_data, faults):
     run_dir = tmp_path / "grpo"
     data = shared_data / "math500.jsonl"
-    first = run_grpo(run_dir, tiny_model_dir, data, steps=2)
+    first = run_grpo(run_dir, tiny_model_dir, data, steps=2, extra=("ray.dashboard=true",))
     assert first["step"] == 2 and (run_dir / "final" / "config.json").is_file()
+    assert faults["killed"] is not None and not faults["killed"].is_running()
+    # nothing of the killed worker lives on (its engine core would hold its memory)
+    assert faults["engine_processes"] and not any(p.is_running() for p in faults["engine_processes"])
+    assert faults["exposed"] == []  # Ray, its dashboard and job server, vLLM, gloo: loopback only
 
     steps = [m for m in read_metrics(run_dir) if "groups/kept" in m]
     assert [m["step"] for m in steps] == [1, 2]
+    # The killed worker's shard was run again on a restarted worker, and the step says so.
+    assert sum(m["rollout/retries"] for m in steps) == 1
     for m in steps:
         assert m["groups/kept"] >= 1 and m["step/skipped"] == 0
         for key in ("learner/loss", "learner/clip_fraction", "learner/entropy", "learner/grad_norm",
