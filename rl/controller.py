@@ -241,6 +241,9 @@ class GRPOController:
             found.verifier_failures += sum(v.status != "ok" for v in verdicts)
             found.rollout_seconds += batch.metrics.seconds
             found.rollout_retries += batch.metrics.retries
+            if batch.metrics.retries:
+                print(f"step {self.step + 1}: rollout worker(s) {batch.metrics.restarted_workers} died and were "
+                      "restarted with the latest weights; their share of the batch was sampled again")
         return found
 
     # --- evaluation ------------------------------------------------------------------------
