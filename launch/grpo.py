@@ -21,7 +21,7 @@ from mathrl.env import set_local_defaults  # noqa: E402
 set_local_defaults(loopback="RAY_ADDRESS" not in os.environ)
 
 from mathdata.loading import load_problems  # noqa: E402
-from mathrl.config import parse_cli  # noqa: E402
+from mathrl.config import ConfigError, parse_cli  # noqa: E402
 from mathrl.runs import save_config  # noqa: E402
 from policy.loading import check_model_dir  # noqa: E402
 from rewards.verifier import BatchVerifier  # noqa: E402
@@ -48,6 +48,23 @@ def connect_ray(cfg: RayConfig) -> bool:
         log_to_driver=True,
     )
     return True
+
+
+def check_actors_fit(cfg: GRPOConfig, available: dict[str, float]) -> None:
+    """Fail now if the cluster cannot hold every actor at once: Ray would keep the last ones
+    pending forever, and the job would hang at start-up."""
+    demand = cfg.actor_demand()
+    for resource, index, setting in (("CPU", 1, "cpus"), ("GPU", 2, "gpus")):
+        need, have = sum(d[index] for d in demand.values()), available.get(resource, 0.0)
+        if need > have + 1e-9:
+            parts = ", ".join(f"{d[0]} {d[index]:g} ({key})" for key, d in demand.items() if d[index])
+            raise ConfigError(
+                "ray",
+                f"the job's actors need {need:g} {resource}s ({parts}) and the Ray cluster has {have:g}: "
+                f"the rest would wait forever. Lower their {setting} settings (fractions are fine: the phases "
+                f"take turns), or give Ray more (ray.num_{setting}=... for a local run, `ray start --num-{setting}` "
+                "on a cluster).",
+            )
 
 
 class RemoteScorer:
@@ -82,6 +99,11 @@ def main(argv=None) -> dict:
     started = connect_ray(cfg.ray)
     rollout = learner = None
     try:
+        try:
+            check_actors_fit(cfg, ray.cluster_resources())
+        except ConfigError as err:
+            print(f"config error: {err}", file=sys.stderr)
+            raise SystemExit(2) from None
         learner = LearnerGroup(cfg.policy_path, cfg.learner, cfg.loss.policy, cfg.learner_group)
         rollout = RolloutWorkers(cfg.policy_path, cfg.rollout, cfg.prompt)
         uses_rm = cfg.reward.shaping.mode != "verifier-only"

@@ -176,6 +176,20 @@ class GRPOConfig:
         require(self.log_samples >= 0, "log_samples", f"must be >= 0, got {self.log_samples}")
         require(self.max_bad_steps >= 1, "max_bad_steps", f"must be >= 1, got {self.max_bad_steps}")
 
+    def actor_demand(self) -> dict[str, tuple[str, float, float]]:
+        """What each group of the job's actors asks Ray for, all alive at once:
+        {config key: (what, CPUs, GPUs)}. The verifier pool runs in the driver."""
+        rollout, learners = self.rollout, self.learner_group
+        demand = {
+            "rollout": (f"{rollout.num_workers} rollout workers", rollout.num_workers * rollout.cpus_per_worker,
+                        rollout.num_workers * rollout.gpus_per_worker),
+            "learner_group": (f"{learners.num_processes} learner processes", learners.num_processes * learners.cpus_per_process,
+                              learners.num_processes * learners.gpus_per_process),
+        }
+        if self.reward.shaping.mode != "verifier-only":
+            demand["reward"] = ("the reward model", self.reward.cpus, self.reward.gpus)
+        return demand
+
 
 
 @dataclass(frozen=True)

@@ -304,3 +304,19 @@ def test_config_errors_name_the_key():
         from_dict(GRPOConfig, {"reward": {"shaping": {"mode": "rm+verifier"}}})
     with pytest.raises(ConfigError, match="rollout.n"):
         from_dict(GRPOConfig, {"rollout": {"n": 1}, "filter": {"low": 0, "high": 1}, "reward": {"shaping": {"mode": "verifier-only"}}})
+
+
+def test_a_cluster_too_small_for_the_actors_is_a_config_error_naming_them():
+    from launch.grpo import check_actors_fit
+
+    cfg = from_dict(GRPOConfig, {"rollout": {"num_workers": 2, "cpus_per_worker": 1},
+                                 "learner_group": {"num_processes": 1, "cpus_per_process": 1},
+                                 "reward": {"shaping": {"mode": "rm+verifier"}, "model_path": "rm", "cpus": 1}})
+    assert {k: v[1:] for k, v in cfg.actor_demand().items()} == {"rollout": (2, 0), "learner_group": (1, 0), "reward": (1, 0)}
+    check_actors_fit(cfg, {"CPU": 4.0})
+    with pytest.raises(ConfigError, match=r"need 4 CPUs \(2 rollout workers 2 \(rollout\), 1 learner processes 1 "
+                                          r"\(learner_group\), the reward model 1 \(reward\)\) and the Ray cluster has 2"):
+        check_actors_fit(cfg, {"CPU": 2.0})
+    gpu = from_dict(GRPOConfig, {"rollout": {"gpus_per_worker": 1}, "learner_group": {"gpus_per_process": 1}})
+    with pytest.raises(ConfigError, match="need 2 GPUs"):
+        check_actors_fit(gpu, {"CPU": 16.0, "GPU": 1.0})
