@@ -56,4 +56,4 @@ for attempt in $(seq 1 60); do
   grep -q "No available agent" "$TMP/submit.err" || { cat "$TMP/submit.err"; exit 1; }
   sleep 2
 done
-cat runs/grpo_job_submit/summary.json
+cat runs/grpo_job_submit/summary.json; echo
