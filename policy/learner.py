@@ -132,14 +132,27 @@ class Learner:
             return {"skipped": 1.0}
         self.engine.train()
         sums: dict[str, float] = defaultdict(float)
+        finite = True
         for mb in micro_batches:
             mb = {k: v.to(self.device) for k, v in mb.items()}
             loss_sum, metric_sums = loss_fn(self.engine, mb)
+            finite = finite and bool(torch.isfinite(loss_sum))
             # DeepSpeed averages gradients over ranks: scaling by world/total makes the
             # update the mean over every unit of the global batch.
             self.engine.backward(loss_sum * (self.world_size / total_units), scale_wrt_gas=False)
             for name, value in metric_sums.items():
                 sums[name] += float(value)
+        if all_reduce_sum(0.0 if finite else 1.0, self.device) > 0:
+            # A non-finite loss on any rank: its gradients would turn every weight into NaN.
+            # Every rank drops this batch's gradients; weights, optimizer state and the LR
+            # schedule stay as they were. ZeRO's optimizers hold the reduced gradients in
+            # their own buffers and skip (and clear) a step whose gradients are non-finite;
+            # without ZeRO the gradients sit on the parameters.
+            if self.cfg.zero_stage > 0:
+                self.engine.step()
+            else:
+                self.engine.zero_grad()
+            return {"loss": float("nan"), "skipped_nonfinite": 1.0, "step_time_s": time.perf_counter() - start}
         lr = self.scheduler.get_last_lr()[0]
         self.engine.step()
         self.step += 1

@@ -141,3 +141,33 @@ def test_export_hf_reloads_with_identical_logits(model_dir, batch, tmp_path, zer
     assert torch.equal(got, expected)
     # and the export is really the trained model, not the initial one
     assert not torch.equal(load_causal_lm(model_dir).model.embed_tokens.weight, reloaded.model.embed_tokens.weight)
+
+
+class PoisonedLoss(NextTokenLoss):
+    """NextTokenLoss, made non-finite on every row."""
+
+    def __call__(self, model, batch):
+        loss_sum, metrics = super().__call__(model, batch)
+        return loss_sum * float("nan"), metrics
+
+
+@pytest.mark.parametrize("zero_stage", [0, 2])
+def test_non_finite_loss_leaves_weights_optimizer_and_schedule_untouched(model_dir, batch, zero_stage):
+    """A NaN loss takes no optimizer step, and leaves no gradient behind: the run after it
+    follows the trajectory of a run that never saw it."""
+    clean = make_learner(model_dir, zero_stage=zero_stage, micro_batch_size=4)
+    expected = [m["loss"] for m in run_steps(clean, batch, 2)]
+    expected_weights = weights(clean)
+    clean.close()
+
+    learner = make_learner(model_dir, zero_stage=zero_stage, micro_batch_size=4)
+    before = weights(learner)
+    poisoned = learner.train_batch(batch, PoisonedLoss())
+    assert poisoned["skipped_nonfinite"] == 1.0 and learner.step == 0
+    after = weights(learner)
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    losses = [m["loss"] for m in run_steps(learner, batch, 2)]
+    assert losses == pytest.approx(expected, rel=1e-5)
+    for name, tensor in weights(learner).items():
+        torch.testing.assert_close(tensor, expected_weights[name], rtol=1e-4, atol=1e-6)
+    learner.close()
