@@ -41,6 +41,9 @@ MAX_PARSE_CHARS = 1500
 # The grammar's prediction cost grows steeply with bracket nesting (8 nested parentheses take
 # ~0.6 s, 20 nested braces over a minute); MATH-500 answers nest at most 2 deep.
 MAX_NESTING_DEPTH = 8
+# Unbraced script chains (x^x^x^...^2, x_x_...) cost the grammar as much as nesting: 16 links
+# take 2 s, 20 links 20 s. Answers chain two or three at most (a_1^2).
+_SCRIPT_CHAIN = re.compile(r"(?:[\^_]\s*[^\s{}^_]\s*){%d,}" % (MAX_NESTING_DEPTH + 1))
 
 _CONVERSION = ConversionConfig(
     interpret_as_mixed_fractions=False,  # see `_SafeConverter.convert_postfix_list`
@@ -141,7 +144,7 @@ def _nesting_depth(text: str) -> int:
 def _refused(text: str) -> bool:
     return (not text.strip() or len(text) > MAX_PARSE_CHARS
             or any(r in text for r in _REFUSED) or bool(_HUGE_BINOMIAL.search(text))
-            or _nesting_depth(text) > MAX_NESTING_DEPTH)
+            or _nesting_depth(text) > MAX_NESTING_DEPTH or bool(_SCRIPT_CHAIN.search(text)))
 
 
 def latex_to_sympy(text: str) -> sympy.Basic | None:

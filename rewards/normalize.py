@@ -188,9 +188,20 @@ def strip_delimiters(text: str) -> str:
         for left, right in (("**", "**"), ("__", "__"), ("$$", "$$"), ("$", "$"),
                             ("\\(", "\\)"), ("\\[", "\\]")):
             if len(text) >= len(left) + len(right) and text.startswith(left) and text.endswith(right):
-                text = text[len(left):len(text) - len(right)].strip()
+                # Every directly repeated layer in one slice: one layer per pass copies the rest
+                # of the string each time, quadratic on a megabyte of "$".
+                layers = min(_repeats(text, left), _repeats(text[::-1], right[::-1]), len(text) // (len(left) + len(right)))
+                text = text[layers * len(left):len(text) - layers * len(right)].strip()
         if text == before:
             return text
+
+
+def _repeats(text: str, unit: str) -> int:
+    """How many times `unit` repeats at the start of `text`."""
+    count = 0
+    while text.startswith(unit, count * len(unit)):
+        count += 1
+    return count
 
 
 def _strip_whole_box(text: str) -> str:

@@ -160,6 +160,9 @@ PATHOLOGICAL = {
     "nested sqrt": r"\sqrt{" * 200 + "2" + "}" * 200,
     "plus-minus chain": r"1 \pm 2 \pm 3 \pm 4",
     "null bytes": "\x00\x00\\boxed{\x00}",
+    "script chain": "x^" * 40 + "2",
+    "subscript chain": "x_" * 40 + "2",
+    "megabyte of dollars": "$" * 1_000_000 + "1" + "$" * 1_000_000,
 }
 
 

@@ -93,3 +93,16 @@ def even_length(response: str, gold: str) -> bool:
     """Right for about half of a random model's responses: gives GRPO integration tests
     groups with mixed verdicts without a model that can do math."""
     return len(response) % 2 == 0
+
+
+def sabotaged_boxed(response: str, gold: str) -> object:
+    """Right when the response is exactly `\\boxed{gold}`; a response carrying a sabotage tag
+    plays a broken custom verifier: "RAISE" raises, "HANG" never returns, "GARBAGE" returns
+    NaN instead of a score (a NaN reward that slipped through would poison the advantages)."""
+    if "RAISE" in response:
+        raise KeyError(response)
+    if "HANG" in response:
+        hang_on_marker("HANG", "")
+    if "GARBAGE" in response:
+        return float("nan")
+    return response == f"\\boxed{{{gold}}}"
