@@ -191,7 +191,6 @@ class GRPOConfig:
         return demand
 
 
-
 @dataclass(frozen=True)
 class OfflineFilterConfig:
     """Sample n per problem with the starting policy once, keep the problems whose groups pass

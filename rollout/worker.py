@@ -18,6 +18,7 @@ every engine of the machine on the same core).
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -119,7 +120,7 @@ class RolloutWorkers:
             shard_seeds = None if seeds is None else [seeds[i] for i in shard]
             return self._actors[rank].generate.remote([prompts[i] for i in shard], **kwargs, seeds=shard_seeds)
 
-        calls = {rank: (lambda rank=rank, shard=shard: call(rank, shard)) for rank, shard in enumerate(shards) if len(shard)}
+        calls = {rank: functools.partial(call, rank, shard) for rank, shard in enumerate(shards) if len(shard)}
         results, restarted = self._run(calls, redo_after_restart=True)
         ranks = sorted(results)
         batch = RolloutBatch.concat([results[r] for r in ranks], [shards[r].start for r in ranks])

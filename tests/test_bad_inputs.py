@@ -72,5 +72,5 @@ def test_bad_config_names_the_key(tmp_path, tiny_model_dir, no_ray, capsys, over
 def test_missing_model_directory_is_named(tmp_path, tiny_model_dir, shared_data, no_ray, key):
     paths = {"policy_path": tiny_model_dir, "reward.model_path": tiny_model_dir, key: tmp_path / "no_model"}
     with pytest.raises(FileNotFoundError, match="no_model"):
-        run(tmp_path, f"data.path={shared_data / 'math500.jsonl'}", "reward.shaping.mode=rm+verifier",
-            *(f"{k}={v}" for k, v in paths.items()))
+        run(tmp_path, f"data.path={shared_data / 'math500.jsonl'}", f"eval.data.path={shared_data / 'gsm8k_test.jsonl'}",
+            "reward.shaping.mode=rm+verifier", *(f"{k}={v}" for k, v in paths.items()))

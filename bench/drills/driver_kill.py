@@ -82,14 +82,14 @@ def kill_session(sid: int) -> list[str]:
     return survivors
 
 
-def kill_while_checkpointing(cmd: list[str], log: Path, timeout_s: float, whole_job: bool) -> tuple[list[psutil.Process], str, list[str]]:
+def kill_while_checkpointing(
+    cmd: list[str], checkpoints: Path, log: Path, timeout_s: float, whole_job: bool
+) -> tuple[list[psutil.Process], str, list[str]]:
     """Run the job; when a checkpoint directory starts being written after one more complete
     checkpoint exists than before, SIGKILL the driver alone or, with `whole_job`, the driver
     and every process it started (Ray's GCS, raylet, agents, actors and their vLLM engines)
     at once, as when the machine dies. Returns the job's processes at the kill, the
     checkpoint that was being written and the checkpoints complete at that moment."""
-    run_dir = Path(next(a.split("=", 1)[1] for a in cmd if a.startswith("run.run_dir=")))
-    checkpoints = run_dir / "checkpoints"
     before = complete_checkpoints(checkpoints)
     proc = start(cmd, log)
     driver = psutil.Process(proc.pid)
@@ -174,20 +174,21 @@ def main() -> int:
     # B: the driver alone is killed while a checkpoint is written; its learner actor may still
     # finish that write. B': the whole job dies at the next checkpoint write, leaving it half
     # written. B'': runs to the end. Each rerun must resume from the newest complete checkpoint.
-    cmd_b = grpo_command(args.policy, b_dir, args.steps)
-    tree, writing, done = kill_while_checkpointing(cmd_b, work / "b.log", args.timeout, whole_job=False)
+    cmd_b, b_checkpoints = grpo_command(args.policy, b_dir, args.steps), b_dir / "checkpoints"
+    tree, writing, done = kill_while_checkpointing(cmd_b, b_checkpoints, work / "b.log", args.timeout, whole_job=False)
     seconds, survivors = wait_until_gone(tree, limit_s=120)
     # Ray's GCS and raylet die with the driver; its dashboard and runtime-env agents give up
     # reconnecting to the GCS after about a minute.
     checks.append(("driver killed: its Ray cluster, actors and engines exit by themselves", not survivors,
                    f"all {len(tree)} processes gone {seconds:.0f} s after the driver" if not survivors
                    else "still alive after 120 s (killed): " + ", ".join(survivors)))
-    tree, writing, done = kill_while_checkpointing(cmd_b, work / "b_resumed_1.log", args.timeout, whole_job=True)
+    tree, writing, done = kill_while_checkpointing(cmd_b, b_checkpoints, work / "b_resumed_1.log", args.timeout, whole_job=True)
     wait_until_gone(tree, limit_s=10)
-    on_disk = sorted(p.name for p in (b_dir / "checkpoints").iterdir())
+    first_resume = resumed_step(work / "b_resumed_1.log")
+    on_disk = sorted(p.name for p in b_checkpoints.iterdir())
     checks.append(("resumed from the last complete checkpoint after the driver kill",
-                   resumed_step(work / "b_resumed_1.log") is not None, f"resumed at step {resumed_step(work / 'b_resumed_1.log')}"))
-    newest = latest_checkpoint(b_dir / "checkpoints")
+                   first_resume is not None, f"resumed at step {first_resume}"))
+    newest = latest_checkpoint(b_checkpoints)
     half_written = writing.removeprefix(".").removesuffix(".partial")
     checks.append(("whole job killed mid-write: the half-written checkpoint is left aside",
                    writing in on_disk and newest is not None and newest.name != half_written and newest.name == done[-1],
@@ -202,8 +203,7 @@ def main() -> int:
                    f"resumed at step {resumed}, newest complete was {done[-1]}"))
 
     a_rows, b_rows = step_rows(a_dir), step_rows(b_dir)
-    first_rerun = resumed_step(work / "b_resumed_1.log") or 0
-    after = [s for s in sorted(a_rows) if s > first_rerun]
+    after = [s for s in sorted(a_rows) if s > (first_resume or 0)]
     same = all(a_rows[s] == b_rows.get(s) for s in after)
     checks.append((f"steps {after} identical to the uninterrupted run's", same and bool(after),
                    "; ".join(f"step {s}: drawn {b_rows.get(s, {}).get('groups/drawn')} loss {b_rows.get(s, {}).get('learner/loss')}" for s in after)))
