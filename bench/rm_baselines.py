@@ -1,0 +1,89 @@
+"""What a reward model has to beat: ranking baselines on the same held-out samples.
+
+    python bench/rm_baselines.py --samples runs/rm_tiny_big/samples/eval.jsonl \
+        --policy runs/sft_tiny/final [--rm runs/rm_tiny_big/final]
+
+The samples are the held-out groups `launch/train_rm.py` writes (n responses per problem,
+labelled by the verifier). Every ranker scores each response alone, as a reward model does,
+and `ranking_metrics` judges them alike (pairwise accuracy on mixed groups, best-of-n against
+the mean single-sample accuracy):
+
+    reward model     the trained RM's score (with --rm)
+    policy mean lp   the sampling policy's mean token log-prob of the response
+    policy sum lp    its total log-prob (favours short responses)
+    shorter first    minus the response length in tokens
+    random           a seeded coin, the floor
+
+The policy's own likelihood needs no training and no labels; a reward model initialised from
+that policy that ranks worse than it has not learnt to read what its backbone already knows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from policy.losses import token_logprobs  # noqa: E402
+from rewards.ranking import ranking_metrics  # noqa: E402
+from rewards.reward_model import RewardScorer, pad_right  # noqa: E402
+from rewards.rm_data import read_groups  # noqa: E402
+
+
+def policy_logprobs(policy_path: str, groups) -> tuple[list[list[float]], list[list[float]]]:
+    """(mean, sum) of each response's token log-probs under the policy, per group."""
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(policy_path, dtype=torch.float32).eval()
+    means, sums = [], []
+    with torch.inference_mode():
+        for group in groups:
+            ids, mask = pad_right([group.prompt_ids + r for r in group.response_ids], pad_id=0)
+            logprobs = token_logprobs(model, ids, mask)  # [n, T-1]: position t-1 predicts token t
+            response = mask[:, 1:].clone()
+            response[:, : len(group.prompt_ids) - 1] = 0  # score the response tokens only
+            totals = (logprobs * response).sum(-1)
+            means.append((totals / response.sum(-1).clamp(min=1)).tolist())
+            sums.append(totals.tolist())
+    return means, sums
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--samples", required=True, help="eval.jsonl written by launch/train_rm.py")
+    parser.add_argument("--policy", required=True, help="the policy that sampled them")
+    parser.add_argument("--rm", help="a trained reward model directory")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+
+    groups = read_groups(args.samples)
+    rankers: dict[str, list[list[float]]] = {}
+    if args.rm:
+        scorer = RewardScorer(args.rm)
+        flat = scorer.score_tokens([g.prompt_ids for g in groups for _ in g.response_ids], [r for g in groups for r in g.response_ids])
+        it = iter(flat)
+        rankers["reward model"] = [[next(it) for _ in g.response_ids] for g in groups]
+    rankers["policy mean lp"], rankers["policy sum lp"] = policy_logprobs(args.policy, groups)
+    rankers["shorter first"] = [[-len(r) for r in g.response_ids] for g in groups]
+    coin = random.Random(args.seed)
+    rankers["random"] = [[coin.random() for _ in g.response_ids] for g in groups]
+
+    labels = [g.correct for g in groups]
+    first = ranking_metrics(rankers["random"], labels)
+    print(f"{len(groups)} problems, {first['mixed_problems']:.0f} mixed; mean single-sample accuracy "
+          f"{first['mean_accuracy']:.3f} (mixed groups {first['mean_accuracy_mixed']:.3f}), pass@n {first['pass_at_n']:.3f}")
+    print(f"{'ranker':<16} {'pairwise':>9} {'best-of-n':>10} {'best-of-n mixed':>16}")
+    for name, scores in rankers.items():
+        m = ranking_metrics(scores, labels)
+        print(f"{name:<16} {m['pairwise_accuracy']:>9.3f} {m['best_of_n_accuracy']:>10.3f} {m['best_of_n_accuracy_mixed']:>16.3f}")
+
+
+if __name__ == "__main__":
+    main()
