@@ -147,3 +147,22 @@ def test_every_shipped_config_loads_into_its_stage():
         stage = max((s for s in STAGES if path.stem.startswith(f"{s}_")), key=len, default=path.stem.split("_")[0])
         assert stage in STAGES, f"{path.name}: no stage config named {stage!r} in mathrl.stages.STAGES"
         load_config(STAGES[stage], path)
+
+
+def test_rerun_with_a_changed_config_keeps_the_earlier_one(tmp_path, capsys):
+    from mathrl.runs import save_config
+
+    first, second = Stage(lr=1e-3), Stage(lr=5e-4, inner=Inner(size=3))
+    save_config(first, tmp_path)
+    save_config(first, tmp_path)  # the same config again: nothing to keep
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.yaml"]
+    assert capsys.readouterr().out == ""
+
+    save_config(second, tmp_path)
+    save_config(first, tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.1.yaml", "config.2.yaml", "config.yaml"]
+    assert load_config(Stage, tmp_path / "config.1.yaml") == first
+    assert load_config(Stage, tmp_path / "config.2.yaml") == second
+    assert load_config(Stage, tmp_path / "config.yaml") == first
+    printed = capsys.readouterr().out
+    assert "lr: 0.001 -> 0.0005" in printed and "inner.size: 2 -> 3" in printed and "config.1.yaml" in printed
