@@ -337,10 +337,12 @@ _word_problems = _with_example(
 _percent_problems = _with_example(
     "Percent problems",
     (
-        "To find p% of a number, multiply the number by p and divide by 100. An increase of p% leaves (100 + p)% of the"
-        " old value and a decrease leaves (100 - p)%.",
-        "Percent means out of a hundred. A part as a percent of a whole is part ÷ whole × 100, and the percent change "
-        "is the change divided by the starting value, times 100.",
+        "To find p% of a number, write p% as a fraction in lowest terms, divide the number by its denominator and"
+        " multiply by its numerator: 15% = \\frac{3}{20}, so 15% of 580 = 580 ÷ 20 × 3 = 29 × 3 = 87. An increase"
+        " of p% leaves (100 + p)% of the old value and a decrease leaves (100 - p)%.",
+        "Percent means out of a hundred. To write a part as a percent of a whole, reduce the fraction part/whole and"
+        " rewrite it over 100: \\frac{36}{48} = \\frac{3}{4} = \\frac{75}{100} = 75%. The percent change is the"
+        " change as a percent of the starting value.",
     ),
     "percentages",
 )

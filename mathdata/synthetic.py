@@ -536,8 +536,8 @@ def _fraction_problem(rng: random.Random, terms: Sequence[Fraction], ops: Sequen
         if op in "×÷" and previous in ("+", "-"):
             text = f"({text})"
         text, previous = f"{text} {op} {latex_number(term)}", op
-        line, value = _fraction_step(value, op, term)
-        lines.append(line)
+        step_lines, value = _fraction_step(value, op, term)
+        lines.extend(step_lines)
     answer = latex_number(value)
     return Draft(
         key=f"fractions:{text}",
@@ -549,28 +549,66 @@ def _fraction_problem(rng: random.Random, terms: Sequence[Fraction], ops: Sequen
     )
 
 
-def _fraction_step(a: Fraction, op: str, b: Fraction) -> tuple[str, Fraction]:
-    """One line: `a op b = ... = result`, with the common denominator or the products shown."""
-    chain = [f"{latex_number(a)} {op} {latex_number(b)}"]
+def _fraction_step(a: Fraction, op: str, b: Fraction) -> tuple[list[str], Fraction]:
+    """The lines of `a op b`: each term brought to the common denominator on its own line
+    (numerator and denominator times the same number), then one chain that adds the
+    numerators or multiplies the factors, and reduces by the common factor. A small model
+    gets one multiplication or addition right at a time, not four in one `=`."""
     if op in "+-":
         common = math.lcm(a.denominator, b.denominator)
+        scaled = [_scaled_fraction(term, common // term.denominator) for term in (a, b) if term.denominator != common]
         a_num, b_num = a.numerator * (common // a.denominator), b.numerator * (common // b.denominator)
-        chain.append(f"{_fraction_text(a_num, common)} {op} {_fraction_text(b_num, common)}")
-        chain.append(_fraction_text(a_num + b_num if op == "+" else a_num - b_num, common))
+        numerator = a_num + b_num if op == "+" else a_num - b_num
+        chain = [
+            f"{latex_number(a)} {op} {latex_number(b)}",
+            f"{_fraction_text(a_num, common)} {op} {_fraction_text(b_num, common)}",
+            _fraction_sum_text(a_num, op, b_num, common),
+            _fraction_text(numerator, common),
+        ]
         result = a + b if op == "+" else a - b
-    else:
-        if op == "÷":
-            b = 1 / b
-            chain.append(f"{latex_number(a)} × {latex_number(b)}")
-        result = a * b
-        denominators = [str(d) for d in (a.denominator, b.denominator) if d != 1]
-        if denominators:
-            sign = "-" if a < 0 else ""
-            chain.append(f"{sign}\\frac{{{abs(a.numerator)} × {b.numerator}}}{{{' × '.join(denominators)}}}")
-        chain.append(_fraction_text(a.numerator * b.numerator, a.denominator * b.denominator))
-    chain.append(latex_number(result))
+        return [*scaled, _chain_line([*chain, *_reduction(numerator, common)])], result
+    chain = [f"{latex_number(a)} {op} {latex_number(b)}"]
+    if op == "÷":
+        b = 1 / b
+        chain.append(f"{latex_number(a)} × {latex_number(b)}")
+    denominators = [str(d) for d in (a.denominator, b.denominator) if d != 1]
+    if denominators:
+        sign = "-" if a < 0 else ""
+        chain.append(f"{sign}\\frac{{{abs(a.numerator)} × {b.numerator}}}{{{' × '.join(denominators)}}}")
+    numerator, denominator = a.numerator * b.numerator, a.denominator * b.denominator
+    chain.append(_fraction_text(numerator, denominator))
+    return [_chain_line([*chain, *_reduction(numerator, denominator)])], a * b
+
+
+def _scaled_fraction(term: Fraction, factor: int) -> str:
+    """\\frac{5}{6} = \\frac{5 × 2}{6 × 2} = \\frac{10}{12}, or 2 = \\frac{2 × 3}{3} = \\frac{6}{3}."""
+    sign, n, d = "-" if term < 0 else "", abs(term.numerator), term.denominator
+    scaled_denominator = f"{d} × {factor}" if d != 1 else str(factor)
+    return (
+        f"{latex_number(term)} = {sign}\\frac{{{n} × {factor}}}{{{scaled_denominator}}}"
+        f" = {_fraction_text(term.numerator * factor, d * factor)}."
+    )
+
+
+def _fraction_sum_text(a_num: int, op: str, b_num: int, denominator: int) -> str:
+    """\\frac{10 + 9}{12}: the numerators combined over the common denominator."""
+    if a_num < 0:  # -\\frac{3 + 4}{12} would read as -(3 + 4); write the whole numerator inside
+        return f"\\frac{{-{abs(a_num)} {op} {b_num}}}{{{denominator}}}"
+    return f"\\frac{{{a_num} {op} {b_num}}}{{{denominator}}}"
+
+
+def _reduction(numerator: int, denominator: int) -> list[str]:
+    """The steps from num/den to lowest terms: divide both by their common factor."""
+    g = math.gcd(numerator, denominator)
+    if g == 1 or numerator == 0:
+        return [latex_number(Fraction(numerator, denominator))] if numerator == 0 else []
+    sign, n = ("-" if numerator < 0 else ""), abs(numerator)
+    return [f"{sign}\\frac{{{n} ÷ {g}}}{{{denominator} ÷ {g}}}", latex_number(Fraction(numerator, denominator))]
+
+
+def _chain_line(chain: Sequence[str]) -> str:
     deduped = [part for i, part in enumerate(chain) if i == 0 or part != chain[i - 1]]
-    return " = ".join(deduped) + ".", result
+    return " = ".join(deduped) + "."
 
 
 # --- percentages -----------------------------------------------------------------------------
@@ -590,6 +628,46 @@ def _percent_and_base(rng: random.Random, k: LevelKnobs) -> tuple[int, int]:
             return percent, step * rng.randint(-(-low // step), high // step)
 
 
+def _percent_of_lines(percent: int, base: int) -> list[str]:
+    """p% of n through the reduced fraction p/100 = a/b: n ÷ b, then × a. The base is a
+    multiple of b, so both steps stay whole and small (15% of 580 = 580 ÷ 20 × 3 = 29 × 3),
+    where n × p ÷ 100 would ask a small model for 580 × 15 in one go."""
+    share = Fraction(percent, 100)
+    a, b = share.numerator, share.denominator
+    fraction_line = f"{percent}% = \\frac{{{percent}}}{{100}}" + (f" = {latex_number(share)}." if b != 100 else ".")
+    if a == 1:
+        return [fraction_line, f"{percent}% of {base} = {base} ÷ {b} = {base // b}."]
+    return [fraction_line, f"{percent}% of {base} = {base} ÷ {b} × {a} = {base // b} × {a} = {base // b * a}."]
+
+
+def _as_percent_lines(part: int, base: int) -> list[str]:
+    """part/base as a percent: reduce the fraction, then write it over 100
+    (\\frac{36}{48} = \\frac{36 ÷ 12}{48 ÷ 12} = \\frac{3}{4} = \\frac{3 × 25}{4 × 25} = \\frac{75}{100})."""
+    share = Fraction(part, base)
+    scale = 100 // share.denominator  # base was drawn so that the percent is whole
+    lines = [_chain_line([f"\\frac{{{part}}}{{{base}}}", *_reduction(part, base)])]
+    if scale != 1:
+        lines.append(_scaled_fraction(share, scale).removesuffix(".") + f" = {share.numerator * scale}%.")
+    else:
+        lines.append(f"{latex_number(share)} = {share.numerator}%.")
+    return lines
+
+
+def _undo_percent_lines(new: int, kept: int) -> list[str]:
+    """The old price from new = kept% of old: old = new × 100/kept, with 100/kept reduced
+    to b/a so that new ÷ a is whole (new ÷ 39 × 20 rather than new × 100 ÷ 195)."""
+    inverse = Fraction(100, kept)
+    b, a = inverse.numerator, inverse.denominator
+    lines = [f"The old price is {new} ÷ \\frac{{{kept}}}{{100}} = {new} × \\frac{{100}}{{{kept}}}."]
+    if a != kept:
+        lines.append(_chain_line([f"\\frac{{100}}{{{kept}}}", *_reduction(100, kept)]))
+    if b == 1:
+        lines.append(f"{new} ÷ {a} = {new // a}.")
+    else:
+        lines.append(f"{new} ÷ {a} × {b} = {new // a} × {b} = {new // a * b}.")
+    return lines
+
+
 def _draw_percentages(rng: random.Random, k: LevelKnobs) -> Draft:
     form = rng.choice(_PERCENT_FORMS[: k.steps])
     percent, base = _percent_and_base(rng, k)
@@ -597,27 +675,24 @@ def _draw_percentages(rng: random.Random, k: LevelKnobs) -> Draft:
     up = rng.random() < 0.5
     item = rng.choice(_PRICED_ITEMS)
     sign, verb = ("+", "increase") if up else ("-", "decrease")
-    part_line = f"{percent}% of {base} = {base} × {percent} ÷ 100 = {base * percent} ÷ 100 = {part}."
+    part_lines = _percent_of_lines(percent, base)
     if form == "percent_of":
         problem = rng.choice(("What is {}% of {}?", "Find {}% of {}.")).format(percent, base)
-        lines, answer = [part_line], part
+        lines, answer = part_lines, part
     elif form == "change":
         new = base + part if up else base - part
         problem = f"A {item} costs ${base}. Its price {verb}s by {percent}%. What is the new price in dollars?"
-        lines, answer = [part_line, f"The new price is {base} {sign} {part} = {new} dollars."], new
+        lines, answer = [*part_lines, f"The new price is {base} {sign} {part} = {new} dollars."], new
     elif form == "what_percent":
         problem = f"What percent of {base} is {part}?"
-        lines = [
-            f"{part} ÷ {base} × 100 = {part} × 100 ÷ {base} = {part * 100} ÷ {base} = {percent}.",
-            f"So {part} is {percent}% of {base}.",
-        ]
+        lines = [*_as_percent_lines(part, base), f"So {part} is {percent}% of {base}."]
         answer = percent
     elif form == "percent_change":
         new = base + part if up else base - part
         problem = f"The price of a {item} goes from ${base} to ${new}. By what percent does it {verb}?"
         lines = [
             f"The price changes by {max(base, new)} - {min(base, new)} = {part} dollars.",
-            f"{part} ÷ {base} × 100 = {part * 100} ÷ {base} = {percent}.",
+            *_as_percent_lines(part, base),
             f"So the price {verb}s by {percent}%.",
         ]
         answer = percent
@@ -627,7 +702,8 @@ def _draw_percentages(rng: random.Random, k: LevelKnobs) -> Draft:
         problem = f"After a {percent}% {change}, a {item} costs ${new}. What was the price before, in dollars?"
         lines = [
             f"The new price is 100% {sign} {percent}% = {kept}% of the old price.",
-            f"So the old price is {new} × 100 ÷ {kept} = {new * 100} ÷ {kept} = {base} dollars.",
+            *_undo_percent_lines(new, kept),
+            f"So the old price is {base} dollars.",
         ]
         answer = base
     key_direction = up if form in ("change", "percent_change", "original") else ""
@@ -723,21 +799,37 @@ def _with_brackets(rng: random.Random, m: int, both: bool) -> _Equation:
 
 
 def _isolate_x(eq: _Equation) -> tuple[list[str], Fraction]:
-    """Move the x terms left and the numbers right, then divide by the coefficient."""
+    """Move the x terms left and the numbers right, then divide by the coefficient. Each
+    move writes out its one addition or subtraction (`2x = 19 - 7 = 12`), and the division
+    its quotient or its reduced fraction: a small model does one operation per `=`."""
     a, b, d, lines = eq.a, eq.b, eq.d, list(eq.expand)
     if eq.c:
         verb = "Subtract {} from" if eq.c > 0 else "Add {} to"
-        a -= eq.c
         move = verb.format(_signed_terms([(abs(eq.c), "x")]))
-        lines.append(f"{move} both sides: {_signed_terms([(a, 'x'), (b, '')])} = {d}.")
+        combined = f"({a} {'-' if eq.c > 0 else '+'} {abs(eq.c)})x"
+        a -= eq.c
+        lines.append(f"{move} both sides: {combined} = {_signed_terms([(a, 'x')])}, so {_signed_terms([(a, 'x'), (b, '')])} = {d}.")
     if b:
         verb = "Subtract {} from" if b > 0 else "Add {} to"
+        moved = f"{d} {'-' if b > 0 else '+'} {abs(b)}"
         d -= b
-        lines.append(f"{verb.format(abs(b))} both sides: {_signed_terms([(a, 'x')])} = {d}.")
+        lines.append(f"{verb.format(abs(b))} both sides: {_signed_terms([(a, 'x')])} = {moved} = {d}.")
     x = Fraction(d, a)
     if a != 1:
-        lines.append(f"Divide both sides by {a}: x = {latex_number(x)}.")
+        lines.append(f"Divide both sides by {a}: x = {_quotient_text(d, a)}.")
     return lines, x
+
+
+def _quotient_text(numerator: int, denominator: int) -> str:
+    """d ÷ a written out: `56 ÷ 7 = 8`, `12 ÷ (-3) = -4`, or `\\frac{-12}{8} = -\\frac{3}{2}`."""
+    value = Fraction(numerator, denominator)
+    if value.denominator == 1:
+        divisor = f"({denominator})" if denominator < 0 else str(denominator)
+        return f"{numerator} ÷ {divisor} = {value.numerator}"
+    if denominator < 0:  # the sign goes to the numerator first
+        numerator, denominator = -numerator, -denominator
+    steps = [f"\\frac{{{numerator}}}{{{denominator}}}", *_reduction(numerator, denominator)]
+    return " = ".join(dict.fromkeys([*steps, latex_number(value)]))
 
 
 def _draw_linear_equations(rng: random.Random, k: LevelKnobs) -> Draft:
