@@ -26,15 +26,20 @@ class BatchLoss(Protocol):
         ...
 
 
+def selected_logprobs(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+    """log softmax(logits)[..., token] for each position: [B, T, V], [B, T] -> [B, T].
+
+    The chosen logit minus the row's logsumexp, one sequence at a time, so that no second
+    [B, T, V] tensor (a full log_softmax) is held at once; a [T, V] one is, per row."""
+    chosen = logits.gather(-1, tokens.unsqueeze(-1)).squeeze(-1)  # [B, T]
+    normalizer = torch.stack([torch.logsumexp(row, dim=-1) for row in logits])  # [B, T]
+    return chosen - normalizer
+
+
 def token_logprobs(model: torch.nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
-    """log p(input_ids[:, t] | input_ids[:, :t]) for t >= 1.  [B, T] -> [B, T-1]
-
-    Uses TRL's `selective_log_softmax`, which gathers the chosen token's log-prob without
-    materialising a second [B, T, V] tensor."""
-    from trl.trainer.utils import selective_log_softmax
-
+    """log p(input_ids[:, t] | input_ids[:, :t]) for t >= 1, in fp32.  [B, T] -> [B, T-1]"""
     logits = model(input_ids=input_ids, attention_mask=attention_mask).logits[:, :-1]  # [B, T-1, V]
-    return selective_log_softmax(logits.float(), input_ids[:, 1:])
+    return selected_logprobs(logits.float(), input_ids[:, 1:])
 
 
 class NextTokenLoss:

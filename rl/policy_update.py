@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 import torch
 
-from policy.losses import TensorBatch
+from policy.losses import TensorBatch, selected_logprobs
 from rl.algorithms import PolicyLossConfig, aggregate, policy_loss
 
 
@@ -54,10 +54,8 @@ def training_batch(
 
 def logits_and_logprobs(model: torch.nn.Module, batch: TensorBatch) -> tuple[torch.Tensor, torch.Tensor]:
     """Logits [N, L-1, V] (fp32) and log-probs of the next tokens [N, L-1]."""
-    from trl.trainer.utils import selective_log_softmax
-
     logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[:, :-1].float()
-    return logits, selective_log_softmax(logits, batch["input_ids"][:, 1:])
+    return logits, selected_logprobs(logits, batch["input_ids"][:, 1:])
 
 
 @torch.no_grad()

@@ -5,7 +5,7 @@ import torch
 
 from policy.learner import Learner, LearnerConfig, OptimizerConfig, latest_checkpoint
 from policy.loading import load_causal_lm, load_tokenizer
-from policy.losses import NextTokenLoss
+from policy.losses import NextTokenLoss, selected_logprobs
 from policy.schedules import ScheduleConfig
 
 
@@ -24,6 +24,20 @@ def batch(model_dir):
     loss_mask = enc["attention_mask"].clone()
     loss_mask[:, :5] = 0  # as if a prompt were masked out
     return {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"], "loss_mask": loss_mask}
+
+
+def test_selected_logprobs_equal_a_full_log_softmax_in_value_and_gradient():
+    torch.manual_seed(0)
+    logits = (torch.randn(3, 7, 50, dtype=torch.float64) * 20).requires_grad_()  # large logits: stability matters
+    tokens = torch.randint(0, 50, (3, 7))
+    ours = selected_logprobs(logits, tokens)
+    full = torch.log_softmax(logits, dim=-1).gather(-1, tokens[..., None])[..., 0]
+    torch.testing.assert_close(ours, full, rtol=0, atol=1e-12)
+    weights = torch.randn(3, 7, dtype=torch.float64)
+    (ours_grad,) = torch.autograd.grad((ours * weights).sum(), logits)
+    (full_grad,) = torch.autograd.grad((full * weights).sum(), logits)
+    torch.testing.assert_close(ours_grad, full_grad, rtol=0, atol=1e-12)
+    assert bool((ours <= 0).all())
 
 
 def make_learner(model_dir, **overrides) -> Learner:
