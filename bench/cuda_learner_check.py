@@ -18,7 +18,7 @@ on, so the frozen reference model is loaded on the device too). No Ray, vLLM, da
 latex2sympy2 is imported.
 
 Built here, deterministically: a byte-level BPE tokenizer (`policy.tokenizer`, asked for 768
-tokens, ~520 learned) trained on generated arithmetic sentences, and a freshly initialised Qwen2 of a
+tokens, ~740 learned) trained on the project's own synthetic problems (`mathdata.synthetic`), and a freshly initialised Qwen2 of a
 `policy.tiny_model` preset (tiny-3m), saved in HF format and loaded by every learner with
 `policy.loading.load_causal_lm`, as the tests do.
 
@@ -113,33 +113,11 @@ def parse_run_spec(spec: str) -> tuple[str, int]:
 # ---------------------------------------------------------------------------------------
 
 
-NOUNS = [
-    "apples", "pencils", "marbles", "students", "tickets", "cookies", "books", "coins", "stamps", "flowers",
-    "minutes", "hours", "meters", "kilometers", "liters", "dollars", "boxes", "trains", "cars", "rectangles",
-]
-NAMES = ["Alice", "Bob", "Carmen", "Deepak", "Elena", "Farid", "Grace", "Hiro", "Ines", "Jamal"]
+def corpus(n: int = 4000) -> list[str]:
+    """The project's own synthetic problems and worked solutions: text for a 768-token BPE."""
+    from mathdata.synthetic import SyntheticDataConfig, generate_problems
 
-
-def corpus(n: int = 4000, seed: int = 0) -> list[str]:
-    """Generated arithmetic, equations and word problems: enough distinct text for a 768-token BPE."""
-    rng = random.Random(seed)
-    leads = ["Compute", "What is", "Find", "Simplify", "Evaluate", "Calculate"]
-    texts = []
-    for _ in range(n):
-        a, b = rng.randint(0, 999), rng.randint(1, 999)
-        op = rng.choice(["+", "-", "*"])
-        value = {"+": a + b, "-": a - b, "*": a * b}[op]
-        texts.append(f"{rng.choice(leads)} {a} {op} {b}. {a} {op} {b} = {value}. The answer is \\boxed{{{value}}}.")
-        name, other, noun = rng.choice(NAMES), rng.choice(NAMES), rng.choice(NOUNS)
-        texts.append(
-            f"{name} has {a} {noun} and gives {other} {min(a, b)} of them. How many {noun} does {name} have left? "
-            f"{name} has {a} - {min(a, b)} = {a - min(a, b)} {noun} remaining, so the answer is \\boxed{{{a - min(a, b)}}}."
-        )
-        if rng.random() < 0.5:
-            texts.append(f"Solve for $x$: ${a}x + {b} = {a * 3 + b}$. Subtract {b} from both sides: ${a}x = {a * 3}$, therefore $x = 3$.")
-        if rng.random() < 0.5:
-            texts.append(f"What is {a}% of {b * 10}? It is \\frac{{{a}}}{{100}} \\times {b * 10} = {a * b / 10:g}. Percentages are fractions of one hundred.")
-    return texts
+    return [p.problem + "\n" + p.solution for p in generate_problems(SyntheticDataConfig(seed=0), n)]
 
 
 def build_assets(workdir: Path, preset: str) -> Path:

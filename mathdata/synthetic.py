@@ -599,16 +599,31 @@ def _fraction_sum_text(a_num: int, op: str, b_num: int, denominator: int) -> str
 
 def _reduction(numerator: int, denominator: int) -> list[str]:
     """The steps from num/den to lowest terms: divide both by their common factor."""
+    if numerator == 0:
+        return ["0"]
     g = math.gcd(numerator, denominator)
-    if g == 1 or numerator == 0:
-        return [latex_number(Fraction(numerator, denominator))] if numerator == 0 else []
+    if g == 1:
+        return []
     sign, n = ("-" if numerator < 0 else ""), abs(numerator)
     return [f"{sign}\\frac{{{n} ÷ {g}}}{{{denominator} ÷ {g}}}", latex_number(Fraction(numerator, denominator))]
 
 
-def _chain_line(chain: Sequence[str]) -> str:
-    deduped = [part for i, part in enumerate(chain) if i == 0 or part != chain[i - 1]]
-    return " = ".join(deduped) + "."
+def _chain(parts: Sequence[str]) -> str:
+    """`a = b = c`, with a part equal to the one before it left out."""
+    return " = ".join(part for i, part in enumerate(parts) if i == 0 or part != parts[i - 1])
+
+
+def _chain_line(parts: Sequence[str]) -> str:
+    return _chain(parts) + "."
+
+
+def _divide_then_multiply(value: int, divisor: int, factor: int) -> str:
+    """`580 ÷ 20 × 3 = 29 × 3 = 87`, or `730 ÷ 2 = 365` when the factor is 1; value is a
+    multiple of divisor, so each step stays whole."""
+    quotient = value // divisor
+    if factor == 1:
+        return f"{value} ÷ {divisor} = {quotient}"
+    return f"{value} ÷ {divisor} × {factor} = {quotient} × {factor} = {quotient * factor}"
 
 
 # --- percentages -----------------------------------------------------------------------------
@@ -635,9 +650,7 @@ def _percent_of_lines(percent: int, base: int) -> list[str]:
     share = Fraction(percent, 100)
     a, b = share.numerator, share.denominator
     fraction_line = f"{percent}% = \\frac{{{percent}}}{{100}}" + (f" = {latex_number(share)}." if b != 100 else ".")
-    if a == 1:
-        return [fraction_line, f"{percent}% of {base} = {base} ÷ {b} = {base // b}."]
-    return [fraction_line, f"{percent}% of {base} = {base} ÷ {b} × {a} = {base // b} × {a} = {base // b * a}."]
+    return [fraction_line, f"{percent}% of {base} = {_divide_then_multiply(base, b, a)}."]
 
 
 def _as_percent_lines(part: int, base: int) -> list[str]:
@@ -661,11 +674,7 @@ def _undo_percent_lines(new: int, kept: int) -> list[str]:
     lines = [f"The old price is {new} ÷ \\frac{{{kept}}}{{100}} = {new} × \\frac{{100}}{{{kept}}}."]
     if a != kept:
         lines.append(_chain_line([f"\\frac{{100}}{{{kept}}}", *_reduction(100, kept)]))
-    if b == 1:
-        lines.append(f"{new} ÷ {a} = {new // a}.")
-    else:
-        lines.append(f"{new} ÷ {a} × {b} = {new // a} × {b} = {new // a * b}.")
-    return lines
+    return [*lines, f"{_divide_then_multiply(new, a, b)}."]
 
 
 def _draw_percentages(rng: random.Random, k: LevelKnobs) -> Draft:
@@ -828,8 +837,7 @@ def _quotient_text(numerator: int, denominator: int) -> str:
         return f"{numerator} ÷ {divisor} = {value.numerator}"
     if denominator < 0:  # the sign goes to the numerator first
         numerator, denominator = -numerator, -denominator
-    steps = [f"\\frac{{{numerator}}}{{{denominator}}}", *_reduction(numerator, denominator)]
-    return " = ".join(dict.fromkeys([*steps, latex_number(value)]))
+    return _chain([f"\\frac{{{numerator}}}{{{denominator}}}", *_reduction(numerator, denominator), latex_number(value)])
 
 
 def _draw_linear_equations(rng: random.Random, k: LevelKnobs) -> Draft:
