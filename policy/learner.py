@@ -116,6 +116,8 @@ class Learner:
         )
         if cfg.zero_stage == 0 and cfg.dtype == "float32":
             _record_plain_grad_norm(self.engine)
+        if cfg.zero_stage == 0 and cfg.dtype == "bfloat16":
+            _undo_zero_gradient_step(self.optimizer)
         self.step = 0  # optimizer steps taken (restored by load_checkpoint)
 
     @property
@@ -359,6 +361,24 @@ def _record_plain_grad_norm(engine) -> None:
         )
 
     engine.clip_fp32_gradients = clip_and_record
+
+
+def _undo_zero_gradient_step(optimizer) -> None:
+    """bf16 without ZeRO runs DeepSpeed's FP16_UnfusedOptimizer, which builds its optimizer
+    state by stepping once on zero gradients. For AdamW that step is not free: it applies one
+    weight decay to the fp32 master weights, and it counts, so the bias correction of the
+    first real updates assumes one more step than was taken and shrinks them (~0.73x the
+    first). Copy the master weights back from the model's (they were cloned from it) and
+    drop the optimizer state, so the first real step is Adam's first step, as under ZeRO."""
+    from deepspeed.runtime.fp16.unfused_optimizer import FP16_UnfusedOptimizer
+
+    if not isinstance(optimizer, FP16_UnfusedOptimizer):
+        return
+    with torch.no_grad():
+        for masters, params in zip(optimizer.fp32_groups, optimizer.fp16_groups):
+            for master, param in zip(masters, params):
+                master.copy_(param)
+    optimizer.optimizer.state.clear()
 
 
 def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
