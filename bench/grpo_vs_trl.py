@@ -222,8 +222,10 @@ class FixedLengthRollout:
         self.workers = workers
         self.last = None
 
-    def generate(self, problems, n=None, temperature=None, max_tokens=None):
-        self.last = self.workers.generate(problems, n=n, temperature=temperature, max_tokens=max_tokens, ignore_eos=True)
+    def generate(self, problems, n=None, temperature=None, max_tokens=None, seeds=None):
+        self.last = self.workers.generate(
+            problems, n=n, temperature=temperature, max_tokens=max_tokens, ignore_eos=True, seeds=seeds
+        )
         return self.last
 
     def load_weights(self, state_dict):
