@@ -222,10 +222,8 @@ class FixedLengthRollout:
         self.workers = workers
         self.last = None
 
-    def generate(self, problems, n=None, temperature=None, max_tokens=None, seeds=None):
-        self.last = self.workers.generate(
-            problems, n=n, temperature=temperature, max_tokens=max_tokens, ignore_eos=True, seeds=seeds
-        )
+    def generate(self, problems, **options):  # whatever the controller passes (n, seeds, ...) goes on
+        self.last = self.workers.generate(problems, ignore_eos=True, **options)
         return self.last
 
     def load_weights(self, state_dict):
