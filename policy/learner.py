@@ -91,7 +91,7 @@ class Learner:
 
         self.cfg = cfg
         self.tokenizer = tokenizer
-        self.device = resolve_device(cfg.device)
+        self.device = local_device(resolve_device(cfg.device))
         init_distributed(self.device)
         self.rank = torch.distributed.get_rank()
         self.world_size = torch.distributed.get_world_size()
@@ -292,6 +292,24 @@ def split_batch(batch: TensorBatch, micro_batch_size: int) -> list[TensorBatch]:
 FILE_STORE_ENV = "MATHRL_DIST_STORE_FILE"
 
 
+def local_device(device: torch.device) -> torch.device:
+    """This rank's device, made current. A launcher that starts one process per GPU with
+    every GPU visible (torchrun, the deepspeed launcher) tells each its GPU by LOCAL_RANK;
+    our Ray actors see only their own GPU and have LOCAL_RANK 0. Made current so that NCCL,
+    DeepSpeed and our tensors all use the same GPU."""
+    if device.type != "cuda" or device.index is not None:
+        return device
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    visible = torch.cuda.device_count()
+    if not 0 <= local_rank < visible:
+        raise RuntimeError(
+            f"LOCAL_RANK={local_rank} but this process sees {visible} CUDA device(s): start at most one "
+            "learner process per visible GPU (CUDA_VISIBLE_DEVICES), or set learner.device"
+        )
+    torch.cuda.set_device(local_rank)
+    return torch.device("cuda", local_rank)
+
+
 def init_distributed(device: torch.device) -> None:
     """Join the process group a launcher describes (RANK, WORLD_SIZE, and MASTER_ADDR/PORT
     from torchrun, the deepspeed launcher or our Ray actors on several machines, or a
@@ -308,9 +326,11 @@ def init_distributed(device: torch.device) -> None:
     if torch.distributed.is_initialized():
         return
     backend = "nccl" if device.type == "cuda" else "gloo"
+    # NCCL binds the group to this rank's GPU up front instead of guessing it at the first collective.
+    bound = {"device_id": device} if device.type == "cuda" else {}
     if "RANK" not in os.environ:
         init_method = f"file://{new_store_file()}"
-        torch.distributed.init_process_group(backend, init_method=init_method, rank=0, world_size=1)
+        torch.distributed.init_process_group(backend, init_method=init_method, rank=0, world_size=1, **bound)
         os.environ.setdefault("LOCAL_RANK", "0")
     elif FILE_STORE_ENV in os.environ:
         torch.distributed.init_process_group(
@@ -318,6 +338,7 @@ def init_distributed(device: torch.device) -> None:
             init_method=f"file://{os.environ[FILE_STORE_ENV]}",
             rank=int(os.environ["RANK"]),
             world_size=int(os.environ["WORLD_SIZE"]),
+            **bound,
         )
     deepspeed.init_distributed(dist_backend=backend, verbose=False)  # adopts an existing group
 

@@ -211,3 +211,23 @@ def test_non_finite_loss_leaves_weights_optimizer_and_schedule_untouched(model_d
     for name, tensor in weights(learner).items():
         torch.testing.assert_close(tensor, expected_weights[name], rtol=1e-4, atol=1e-6)
     learner.close()
+
+
+def test_each_rank_takes_the_gpu_its_launcher_names(monkeypatch):
+    """torchrun and the deepspeed launcher show every GPU to every rank and name each rank's
+    by LOCAL_RANK. No GPU here: `torch.cuda` is replaced by a 2-GPU stand-in that records which
+    device was made current (bench/cuda_learner_check.py runs the learner on a real one)."""
+    from policy.learner import local_device
+
+    current = []
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "set_device", current.append)
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    assert local_device(torch.device("cuda")) == torch.device("cuda", 1)
+    assert current == [1]
+    assert local_device(torch.device("cuda", 0)) == torch.device("cuda", 0)  # named explicitly: kept
+    assert local_device(torch.device("cpu")) == torch.device("cpu")
+    assert current == [1]
+    monkeypatch.setenv("LOCAL_RANK", "2")
+    with pytest.raises(RuntimeError, match="LOCAL_RANK=2 but this process sees 2 CUDA"):
+        local_device(torch.device("cuda"))
