@@ -30,7 +30,7 @@ Checks (each one runs on its own: a failure or an exception is recorded and the 
     train_{dt}_z{S}       a few optimizer steps at ZeRO stage S in dtype dt: finite, loss goes down,
                           weights on the device (and bf16 in bf16)
     zero_agree_{dt}       ZeRO 2 and 3 follow ZeRO 0's loss trajectory (fp32 rel 1e-4; bf16: ZeRO 3
-                          vs 2 rel 1e-2, and vs ZeRO 0 rel 6e-2, for the reason below)
+                          vs 2, and both vs ZeRO 0, rel 1e-2; see below)
     cpu_vs_device_fp32    the fp32 ZeRO-0 trajectory against the same run on the CPU (rel 1e-3);
                           the CPU run is a subprocess (DeepSpeed picks one accelerator per
                           process, and the process group's backend is fixed at its creation)
@@ -46,12 +46,12 @@ Checks (each one runs on its own: a failure or an exception is recorded and the 
                           the same update on the CPU
     timing_bf16_z{S}      (CUDA only by default) tokens/s of bf16 training of a larger preset
 
-Why bf16 ZeRO 0 only has to agree with ZeRO 2/3 to 6e-2: with bf16 and no ZeRO, DeepSpeed
-0.19.8 wraps the optimizer in FP16_UnfusedOptimizer, whose initialize_optimizer_states takes
-one AdamW step on zero gradients when it is built. Adam's step count therefore starts at 1, so
-the first real updates are ~0.73x as large (sqrt(1 + beta2) / (1 + beta1), betas 0.9 and 0.95),
-and one weight-decay step is applied. The ZeRO stages use their own bf16 path, without that
-step, on any device. (grad_accum_dtype=fp32 is no fix at stage 0: without ZeRO, DeepSpeed
+Why bf16 ZeRO 0 runs a different optimizer path: with bf16 and no ZeRO, DeepSpeed 0.19.8 wraps
+the optimizer in FP16_UnfusedOptimizer, whose initialize_optimizer_states takes one AdamW step
+on zero gradients when it is built (one weight-decay step, and a step count that shrinks the
+first updates to ~0.73x). The learner undoes that step (`policy.learner._undo_zero_gradient_step`),
+so ZeRO 0 now has to follow ZeRO 2/3 as closely as they follow each other; before the fix
+this check allowed 6e-2. (grad_accum_dtype=fp32 is no fix at stage 0: without ZeRO, DeepSpeed
 raises "unsupported mix of model_dtype and grad_accum_dtype".)
 
 The result: a PASS/FAIL table at the end, exit status 1 on any FAIL or ERROR, and, with --out,
@@ -92,7 +92,7 @@ import torch  # noqa: E402
 STEPS = 6  # optimizer steps per trajectory
 RESUME_AT = 2  # the resume check checkpoints after this many steps
 FP32_LR, BF16_LR = 2e-3, 1e-3
-ZERO_AGREE_RTOL = {"float32": 1e-4, "bfloat16": 6e-2}  # ZeRO 2, 3 against ZeRO 0 (bf16: see the docstring)
+ZERO_AGREE_RTOL = {"float32": 1e-4, "bfloat16": 1e-2}  # ZeRO 2, 3 against ZeRO 0 (bf16: see the docstring)
 BF16_Z23_RTOL = 1e-2
 CPU_DEVICE_RTOL = 1e-3
 
@@ -372,7 +372,7 @@ def check_train(run: dict, device: torch.device, dtype: str) -> str:
 
 def check_zero_agree(runs: dict, dtype: str, stages: list[int]) -> str:
     """fp32: ZeRO 2 and 3 against ZeRO 0, tight. bf16: ZeRO 3 against ZeRO 2 (the same optimizer
-    path) at 1e-2, and both against ZeRO 0 at 6e-2 (the module docstring says why)."""
+    path), and both against ZeRO 0, at 1e-2 (the module docstring says why ZeRO 0 is apart)."""
     sharded = [s for s in stages if s > 0]
     pairs = [(stage, 0, ZERO_AGREE_RTOL[dtype]) for stage in sharded]
     if dtype == "bfloat16":
