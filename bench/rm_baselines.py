@@ -29,28 +29,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from policy.losses import token_logprobs  # noqa: E402
 from rewards.ranking import ranking_metrics  # noqa: E402
-from rewards.reward_model import RewardScorer, pad_right  # noqa: E402
+from rewards.reward_model import RewardScorer  # noqa: E402
 from rewards.rm_data import read_groups  # noqa: E402
-
-
-def policy_logprobs(policy_path: str, groups) -> tuple[list[list[float]], list[list[float]]]:
-    """(mean, sum) of each response's token log-probs under the policy, per group."""
-    from transformers import AutoModelForCausalLM
-
-    model = AutoModelForCausalLM.from_pretrained(policy_path, dtype=torch.float32).eval()
-    means, sums = [], []
-    with torch.inference_mode():
-        for group in groups:
-            ids, mask = pad_right([group.prompt_ids + r for r in group.response_ids], pad_id=0)
-            logprobs = token_logprobs(model, ids, mask)  # [n, T-1]: position t-1 predicts token t
-            response = mask[:, 1:].clone()
-            response[:, : len(group.prompt_ids) - 1] = 0  # score the response tokens only
-            totals = (logprobs * response).sum(-1)
-            means.append((totals / response.sum(-1).clamp(min=1)).tolist())
-            sums.append(totals.tolist())
-    return means, sums
+from rewards.teacher import response_logprobs  # noqa: E402
 
 
 def main() -> None:
@@ -70,7 +52,7 @@ def main() -> None:
         flat = scorer.score_tokens([g.prompt_ids for g in groups for _ in g.response_ids], [r for g in groups for r in g.response_ids])
         it = iter(flat)
         rankers["reward model"] = [[next(it) for _ in g.response_ids] for g in groups]
-    rankers["policy mean lp"], rankers["policy sum lp"] = policy_logprobs(args.policy, groups)
+    rankers["policy mean lp"], rankers["policy sum lp"] = response_logprobs(args.policy, groups)
     rankers["shorter first"] = [[-len(r) for r in g.response_ids] for g in groups]
     coin = random.Random(args.seed)
     rankers["random"] = [[coin.random() for _ in g.response_ids] for g in groups]

@@ -6,7 +6,10 @@
    by the verifier, into data.samples_dir (default run.run_dir/samples); samples already
    there are reused, so a resumed run does not sample again;
 2. train: the listwise ranking loss on the policy's backbone with a fresh head, on the
-   shared training loop (checkpoints and resume in run.run_dir); exports run.run_dir/final;
+   shared training loop (checkpoints and resume in run.run_dir); exports run.run_dir/final.
+   With head_warmup.epochs, the head is first fitted alone on the frozen backbone
+   (`rewards.head_warmup`). With teacher.coef, the policy's mean token log-prob of each
+   training response is a second ranking signal on every pair of a group (`rewards.teacher`);
 3. evaluate the exported model on the held-out problems: pairwise accuracy, best-of-n
    accuracy against mean single-sample accuracy -> run.run_dir/results.json.
 """
@@ -28,9 +31,12 @@ from mathrl.metrics import MetricsLogger  # noqa: E402
 from mathrl.runs import save_config  # noqa: E402
 from mathrl.stages import TrainRMConfig  # noqa: E402
 from policy.loading import check_model_dir, load_tokenizer  # noqa: E402
+from policy.learner import latest_checkpoint  # noqa: E402
 from policy.train_loop import learner_for_stage, train  # noqa: E402
+from rewards.head_warmup import warm_up_head  # noqa: E402
 from rewards.ranking import ListwiseRankingLoss, ranking_metrics  # noqa: E402
 from rewards.reward_model import RewardModel, RewardScorer  # noqa: E402
+from rewards.teacher import response_logprobs, within_group_spread  # noqa: E402
 from rewards.rm_data import (  # noqa: E402
     EVAL_FILE,
     STATS_FILE,
@@ -85,14 +91,25 @@ def main(argv=None) -> dict:
 
     tokenizer = load_tokenizer(cfg.model_path)
     model = RewardModel.from_policy(cfg.model_path, seed=cfg.head_seed)
-    data = RMBatches(read_groups(samples_dir / TRAIN_FILE), model.sequence, tokenizer.pad_token_id, cfg.data)
+    train_groups = read_groups(samples_dir / TRAIN_FILE)
+    teacher = None
+    if cfg.teacher.coef:
+        teacher, _ = response_logprobs(cfg.model_path, train_groups, cfg.teacher.batch_size, cfg.learner.device)
+    data = RMBatches(train_groups, model.sequence, tokenizer.pad_token_id, cfg.data, teacher)
+    loss = ListwiseRankingLoss()
+    if data.teacher is not None:
+        loss = ListwiseRankingLoss(cfg.teacher.coef, cfg.teacher.temperature or within_group_spread(data.teacher))
+        print(f"teacher: {cfg.model_path}'s mean token log-prob, weight {loss.teacher_coef}, temperature {loss.teacher_temperature:.4f}")
     total_steps = max(1, math.ceil(cfg.epochs * data.steps_per_epoch))
     print(
         f"reward model: {len(data.groups)} training problems ({data.dropped_groups} dropped, "
         f"{data.dropped_responses} responses over max_len), {total_steps} steps"
     )
+    if cfg.head_warmup.epochs and not (cfg.run.resume and latest_checkpoint(run_dir / "checkpoints")):
+        losses = warm_up_head(model, data.groups, tokenizer.pad_token_id, cfg.head_warmup)
+        print(f"head warm-up on the frozen backbone: listwise loss {losses[0]:.4f} -> {losses[-1]:.4f} in {len(losses)} epochs")
     learner = learner_for_stage(cfg.model_path, cfg.learner, total_steps, tokenizer, model=model)
-    final = train(learner, data.batch, ListwiseRankingLoss(), total_steps, cfg.run)
+    final = train(learner, data.batch, loss, total_steps, cfg.run)
     learner.close()
 
     metrics = evaluate(final, cfg, samples_dir)

@@ -17,7 +17,9 @@ from policy.lm_data import SFTDataConfig, StagedMixtureConfig
 from policy.tiny_model import TinyModelConfig
 from policy.tokenizer import TokenizerConfig
 from policy.train_loop import RunConfig
+from rewards.head_warmup import HeadWarmupConfig
 from rewards.rm_data import RMDataConfig
+from rewards.teacher import TeacherConfig
 from rewards.verifier import VerifierConfig
 from rl.best_of_n import ScorerConfig
 from rl.rejection_sampling import RejectionSamplingConfig
@@ -147,6 +149,8 @@ class TrainRMConfig:
     verifier: VerifierConfig = field(default_factory=VerifierConfig)
     epochs: float = 1.0  # passes over the kept training groups
     head_seed: int = 0  # the fresh head's initialisation
+    head_warmup: HeadWarmupConfig = field(default_factory=HeadWarmupConfig)  # the head alone first, on the frozen backbone
+    teacher: TeacherConfig = field(default_factory=TeacherConfig)  # model_path's own log-probs as a second ranking signal
     # learner.micro_batch_size counts problems: each brings its n responses into the micro-batch.
     learner: LearnerConfig = field(default_factory=lambda: LearnerConfig(micro_batch_size=4))
     eval_batch_size: int = 32  # sequences per forward when scoring the held-out groups

@@ -13,6 +13,11 @@ Two additions to the formula: an optional `mask` [G, n] marks which slots of a g
 a real response (groups of unequal size are padded to the widest), and a tie in
 `pairwise_accuracy` counts half (a constant scorer sits at 0.5, not at 0).
 
+An optional teacher term (`teacher_pairwise_loss`) adds a second, denser signal: a ranker t
+(the sampling policy's mean token log-prob; `rewards.teacher`) says for EVERY pair of the
+group, not only the (correct, wrong) ones, how likely i is to be better than j, σ((t_i − t_j)/τ),
+and the reward model's Bradley-Terry probability σ(r_i − r_j) is fitted to it by cross-entropy.
+
 Imports only torch.
 """
 
@@ -72,13 +77,41 @@ def listwise_ranking_loss(
     return mean_loss, {"pairwise_accuracy": accuracy[usable].mean(), "groups": groups.float()}
 
 
+def teacher_pairwise_loss(
+    scores: torch.Tensor,  # [G, n]
+    teacher: torch.Tensor,  # [G, n] the teacher's score of each response
+    temperature: float,
+    mask: torch.Tensor | None = None,  # [G, n] bool: real response; None = all real
+) -> torch.Tensor:
+    """Per group [G]: the mean over ordered pairs (i, j), i != j, both real, of the
+    cross-entropy between the teacher's preference σ((t_i − t_j)/τ) and the model's
+    σ(r_i − r_j). A group with fewer than two real responses gives 0. Invariant to adding a
+    constant to a group's scores or teacher values."""
+    real = torch.ones_like(scores, dtype=torch.bool) if mask is None else mask.bool()
+    eye = torch.eye(scores.shape[1], dtype=torch.bool, device=scores.device)
+    pairs = (real[:, :, None] & real[:, None, :] & ~eye).float()  # [G, n, n]
+    scores, teacher = scores.float(), teacher.float()
+    target = torch.sigmoid((teacher[:, :, None] - teacher[:, None, :]) / temperature)  # [G, n, n]
+    margin = scores[:, :, None] - scores[:, None, :]
+    per_pair = torch.nn.functional.binary_cross_entropy_with_logits(margin, target, reduction="none")
+    return (per_pair * pairs).sum(dim=(1, 2)) / pairs.sum(dim=(1, 2)).clamp(min=1)
+
+
 class ListwiseRankingLoss:
     """The listwise loss as a learner `BatchLoss`: one unit per problem (group).
 
     Batch keys (a row is a whole group, so the learner's micro-batches never split one):
     `input_ids` [G, n, T] and `attention_mask` [G, n, T] (prompt + response, right-padded),
     `correct` [G, n] bool, `response_mask` [G, n] bool (False on padding slots of groups
-    with fewer than n responses). The model maps ([B, T], [B, T]) to scores [B]."""
+    with fewer than n responses), and with `teacher_coef > 0` also `teacher` [G, n]: each
+    usable group's loss is then listwise + teacher_coef · `teacher_pairwise_loss`. The model
+    maps ([B, T], [B, T]) to scores [B]."""
+
+    def __init__(self, teacher_coef: float = 0.0, teacher_temperature: float = 1.0):
+        if teacher_coef < 0 or teacher_temperature <= 0:
+            raise ValueError(f"teacher_coef must be >= 0 and teacher_temperature > 0, got {teacher_coef}, {teacher_temperature}")
+        self.teacher_coef = teacher_coef
+        self.teacher_temperature = teacher_temperature
 
     def units(self, batch: TensorBatch) -> torch.Tensor:
         return ranking_pairs(batch["correct"], batch["response_mask"]).sum(dim=(1, 2)).gt(0).sum()
@@ -92,8 +125,15 @@ class ListwiseRankingLoss:
         scores = torch.zeros(real.shape, dtype=flat_scores.dtype, device=flat_scores.device)
         scores = scores.masked_scatter(real, flat_scores)  # [G, n], 0 on padding slots
         loss, accuracy, usable = group_ranking_terms(scores, batch["correct"], real)
+        metrics = {}
+        if self.teacher_coef:
+            teacher = teacher_pairwise_loss(scores, batch["teacher"], self.teacher_temperature, real)
+            metrics["listwise_loss"] = (loss * usable).sum().detach()
+            metrics["teacher_loss"] = (teacher * usable).sum().detach()
+            loss = loss + self.teacher_coef * teacher
         loss_sum = (loss * usable).sum()
         return loss_sum, {
+            **metrics,
             "loss": loss_sum.detach(),
             "pairwise_accuracy": (accuracy * usable).sum(),
             "score_mean": (scores * real).sum(dim=1).div(real.sum(dim=1).clamp(min=1)).mul(usable).sum().detach(),

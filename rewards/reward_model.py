@@ -124,10 +124,14 @@ class RewardModel(torch.nn.Module):
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """[B, T] right-padded ids and mask -> [B] float32 scores."""
+        return self.score(self.pooled(input_ids, attention_mask)).squeeze(-1).float()
+
+    def pooled(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """[B, T] right-padded ids and mask -> [B, H]: the backbone's hidden state at the last
+        real token, what the head reads."""
         hidden = self.model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).last_hidden_state  # [B, T, H]
         last = last_token_index(attention_mask)  # [B]
-        pooled = hidden[torch.arange(hidden.shape[0], device=hidden.device), last]  # [B, H]
-        return self.score(pooled).squeeze(-1).float()
+        return hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
 
     def sequence(self, prompt_ids: Sequence[int], response_ids: Sequence[int]) -> list[int]:
         """The token ids this model scores for one (prompt, response)."""

@@ -199,10 +199,13 @@ def read_groups(path: str | Path) -> list[SampledGroup]:
     return groups
 
 
-def collate_groups(groups: Sequence[tuple[list[list[int]], list[bool]]], pad_id: int) -> TensorBatch:
+def collate_groups(
+    groups: Sequence[tuple[list[list[int]], list[bool]]], pad_id: int, teacher: Sequence[Sequence[float]] | None = None
+) -> TensorBatch:
     """(token sequences, verdicts) per group -> a batch for `ListwiseRankingLoss`:
-    input_ids / attention_mask [G, n, T] (right-padded), correct / response_mask [G, n];
-    n is the largest group, T the longest sequence."""
+    input_ids / attention_mask [G, n, T] (right-padded), correct / response_mask [G, n], and
+    with `teacher` (one value per response) teacher [G, n]; n is the largest group, T the
+    longest sequence."""
     n = max(len(seqs) for seqs, _ in groups)
     flat = [seq for seqs, _ in groups for seq in seqs]
     width = max(len(seq) for seq in flat)
@@ -216,7 +219,12 @@ def collate_groups(groups: Sequence[tuple[list[list[int]], list[bool]]], pad_id:
         attention_mask[g, : len(seqs), : mask.shape[1]] = mask
         correct[g, : len(seqs)] = torch.tensor(verdicts, dtype=torch.bool)
         response_mask[g, : len(seqs)] = True
-    return {"input_ids": input_ids, "attention_mask": attention_mask, "correct": correct, "response_mask": response_mask}
+    batch = {"input_ids": input_ids, "attention_mask": attention_mask, "correct": correct, "response_mask": response_mask}
+    if teacher is not None:
+        batch["teacher"] = torch.zeros((len(groups), n), dtype=torch.float32)
+        for g, values in enumerate(teacher):
+            batch["teacher"][g, : len(values)] = torch.tensor(list(values), dtype=torch.float32)
+    return batch
 
 
 class RMBatches:
@@ -224,7 +232,8 @@ class RMBatches:
 
     `sequence(prompt_ids, response_ids)` builds what the model scores (`RewardModel.sequence`).
     Responses longer than `cfg.max_len` are left out (counted); a group that then has no
-    (correct, wrong) pair is dropped."""
+    (correct, wrong) pair is dropped. `teacher` (one value per sampled response, per group,
+    e.g. `rewards.teacher.response_logprobs`) rides along into the batches as `teacher`."""
 
     def __init__(
         self,
@@ -232,22 +241,31 @@ class RMBatches:
         sequence: Callable[[list[int], list[int]], list[int]],
         pad_id: int,
         cfg: RMDataConfig,
+        teacher: Sequence[Sequence[float]] | None = None,
     ):
         self.cfg = cfg
         self.pad_id = pad_id
         self.groups: list[tuple[list[list[int]], list[bool]]] = []
+        self.teacher: list[list[float]] | None = None if teacher is None else []
         self.dropped_responses = 0
         self.dropped_groups = 0
-        for group in groups:
+        if teacher is not None and [len(v) for v in teacher] != [len(g.response_ids) for g in groups]:
+            raise ValueError("teacher: one value per sampled response of every group expected")
+        for index, group in enumerate(groups):
+            values = teacher[index] if teacher is not None else [0.0] * len(group.response_ids)
             kept = [
-                (seq, ok)
-                for seq, ok in ((sequence(group.prompt_ids, ids), ok) for ids, ok in zip(group.response_ids, group.correct))
+                (seq, ok, value)
+                for seq, ok, value in (
+                    (sequence(group.prompt_ids, ids), ok, value) for ids, ok, value in zip(group.response_ids, group.correct, values)
+                )
                 if len(seq) <= cfg.max_len
             ]
             self.dropped_responses += len(group.response_ids) - len(kept)
-            verdicts = [ok for _, ok in kept]
+            verdicts = [ok for _, ok, _ in kept]
             if any(verdicts) and not all(verdicts):
-                self.groups.append(([seq for seq, _ in kept], verdicts))
+                self.groups.append(([seq for seq, _, _ in kept], verdicts))
+                if self.teacher is not None:
+                    self.teacher.append([value for _, _, value in kept])
             else:
                 self.dropped_groups += 1
         if not self.groups:
@@ -265,5 +283,6 @@ class RMBatches:
         epoch, index = divmod(step, self.steps_per_epoch)
         order = list(range(len(self.groups)))
         random.Random(derive_seed("rm", self.cfg.seed, epoch)).shuffle(order)
-        rows = [self.groups[i] for i in order[index * self.cfg.batch_size : (index + 1) * self.cfg.batch_size]]
-        return collate_groups(rows, self.pad_id)
+        picked = order[index * self.cfg.batch_size : (index + 1) * self.cfg.batch_size]
+        teacher = None if self.teacher is None else [self.teacher[i] for i in picked]
+        return collate_groups([self.groups[i] for i in picked], self.pad_id, teacher)

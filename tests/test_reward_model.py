@@ -235,6 +235,63 @@ def marked_groups(tokenizer, num_groups=8, n=6):
     return groups
 
 
+def test_head_warm_up_fits_the_head_alone(tiny_model_dir, tokenizer):
+    """The head learns to rank on the frozen backbone's features; the backbone is untouched,
+    and the same seed gives the same head."""
+    from rewards.head_warmup import HeadWarmupConfig, last_token_features, warm_up_head
+    from rewards.ranking import ranking_metrics
+
+    groups = marked_groups(tokenizer)
+    data = RMBatches(groups, RewardModel.from_policy(tiny_model_dir).sequence, tokenizer.pad_token_id, RMDataConfig())
+    flat = [seq for seqs, _ in data.groups for seq in seqs]
+
+    def pairwise(model):
+        with torch.no_grad():
+            scores = model.score(last_token_features(model, flat, tokenizer.pad_token_id, batch_size=7)).squeeze(-1).tolist()
+        grouped, start = [], 0
+        for seqs, _ in data.groups:
+            grouped.append(scores[start : start + len(seqs)])
+            start += len(seqs)
+        return ranking_metrics(grouped, [verdicts for _, verdicts in data.groups])["pairwise_accuracy"]
+
+    heads = []
+    for _ in range(2):
+        model = RewardModel.from_policy(tiny_model_dir, seed=0)
+        backbone = {k: v.clone() for k, v in model.model.state_dict().items()}
+        before = pairwise(model)
+        losses = warm_up_head(model, data.groups, tokenizer.pad_token_id, HeadWarmupConfig(epochs=60, lr=1e-2, batch_size=4))
+        assert all(torch.equal(v, backbone[k]) for k, v in model.model.state_dict().items())
+        heads.append({k: v.clone() for k, v in model.score.state_dict().items()})
+    assert len(losses) == 60 and losses[-1] < 0.5 * losses[0], losses
+    assert pairwise(model) > max(0.9, before), before
+    assert all(torch.equal(heads[0][k], heads[1][k]) for k in heads[0])
+    # the features are what the model's forward reads
+    ids, mask = pad_right(flat[:5], tokenizer.pad_token_id)
+    with torch.no_grad():
+        torch.testing.assert_close(model.score(last_token_features(model, flat[:5], tokenizer.pad_token_id, 2)).squeeze(-1), model(ids, mask))
+
+
+def test_teacher_log_probs_are_the_policys_own_one_response_at_a_time(tiny_model_dir, tokenizer):
+    """Batched, length-sorted and padded, each response's log-prob is what the policy gives
+    it alone; the mean is the sum over the response's tokens (the prompt's left out)."""
+    from policy.losses import token_logprobs
+    from rewards.teacher import response_logprobs, within_group_spread
+
+    groups = marked_groups(tokenizer, num_groups=3, n=4)
+    means, sums = response_logprobs(str(tiny_model_dir), groups, batch_size=5, device="cpu")
+    policy = load_causal_lm(tiny_model_dir).eval()
+    for group, group_means, group_sums in zip(groups, means, sums):
+        for response, mean, total in zip(group.response_ids, group_means, group_sums):
+            ids = torch.tensor([group.prompt_ids + response])
+            with torch.no_grad():
+                alone = token_logprobs(policy, ids)[0, len(group.prompt_ids) - 1 :]
+            assert total == pytest.approx(float(alone.sum()), rel=1e-4, abs=1e-4)
+            assert mean == pytest.approx(total / len(response), rel=1e-5)
+    assert within_group_spread([[1.0, 3.0], [5.0, 5.0, 8.0, 2.0]]) == pytest.approx((20 / 6) ** 0.5)  # squares 1, 1 and 0, 0, 9, 9
+    with pytest.raises(ValueError, match="same value"):
+        within_group_spread([[1.0, 1.0], [2.0, 2.0]])
+
+
 @pytest.mark.slow
 def test_rm_trains_through_the_learner_and_exports_identical_scores(tiny_model_dir, tokenizer, tmp_path):
     from policy.learner import Learner, LearnerConfig, OptimizerConfig
@@ -294,11 +351,12 @@ def test_train_rm_entry_point_trains_resumes_and_reports(tiny_model_dir, tokeniz
         sys.executable, str(root / "launch" / "train_rm.py"), "--config", str(root / "configs" / "train_rm_tiny.yaml"),
         f"model_path={tiny_model_dir}", f"run.run_dir={run_dir}", f"data.samples_dir={samples}", "data.batch_size=4",
         "epochs=2", "run.log_every=1", "learner.dtype=float32", "learner.micro_batch_size=2", "learner.schedule.warmup_steps=1",
-        "learner.optimizer.lr=1e-3",
+        "learner.optimizer.lr=1e-3", "teacher.coef=1.0",
     ]
     out = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     assert "12 training problems" in out.stdout and "6 steps" in out.stdout
+    assert f"teacher: {tiny_model_dir}'s mean token log-prob, weight 1.0" in out.stdout
 
     results = json.loads((run_dir / "results.json").read_text())
     assert results["steps"] == 6 and results["eval"]["problems"] == 8
@@ -306,6 +364,7 @@ def test_train_rm_entry_point_trains_resumes_and_reports(tiny_model_dir, tokeniz
     assert results["eval"]["mean_accuracy"] == pytest.approx(sum(sum(g.correct) / 6 for g in groups[:8]) / 8)
     metrics = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert [m["step"] for m in metrics if "loss" in m] == [1, 2, 3, 4, 5, 6]
+    assert all(m["loss"] == pytest.approx(m["listwise_loss"] + m["teacher_loss"], rel=1e-4) for m in metrics if "loss" in m)
     assert metrics[-1]["eval/pairwise_accuracy"] == results["eval"]["pairwise_accuracy"]
     assert (run_dir / "config.yaml").is_file() and load_reward_model(run_dir / "final") is not None
 

@@ -154,3 +154,20 @@ def test_long_responses_are_left_out_and_groups_without_pairs_dropped():
     assert data.batch(0)["input_ids"].shape == (1, 2, 3)
     with pytest.raises(ValueError, match="no training group"):
         RMBatches(groups[1:], sequence, pad_id=0, cfg=RMDataConfig(max_len=16))
+
+
+def test_teacher_values_follow_their_responses_through_the_filter_and_the_shuffle():
+    short, long = [3], [3] * 20
+    groups = [
+        SampledGroup(f"g{i}", "", "1", [1, 100 + i], ["", "", ""], [short, [4, 4], long], [True, False, False], ["stop"] * 3)
+        for i in range(6)
+    ]
+    teacher = [[float(10 * i), float(10 * i + 1), float(10 * i + 2)] for i in range(6)]  # the long one is left out
+    data = RMBatches(groups, sequence, pad_id=0, cfg=RMDataConfig(max_len=16, batch_size=4), teacher=teacher)
+    batch = data.batch(1)
+    for g in range(batch["input_ids"].shape[0]):
+        i = int(batch["input_ids"][g, 0, 1]) - 100  # the group's prompt names it
+        assert batch["teacher"][g].tolist() == [10 * i, 10 * i + 1]
+    assert "teacher" not in RMBatches(groups, sequence, pad_id=0, cfg=RMDataConfig(max_len=16)).batch(0)
+    with pytest.raises(ValueError, match="one value per sampled response"):
+        RMBatches(groups, sequence, pad_id=0, cfg=RMDataConfig(max_len=16), teacher=teacher[1:])

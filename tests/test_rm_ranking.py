@@ -7,7 +7,13 @@ import pytest
 import torch
 
 from policy.learner import split_batch
-from rewards.ranking import ListwiseRankingLoss, group_ranking_terms, listwise_ranking_loss, ranking_metrics
+from rewards.ranking import (
+    ListwiseRankingLoss,
+    group_ranking_terms,
+    listwise_ranking_loss,
+    ranking_metrics,
+    teacher_pairwise_loss,
+)
 
 
 def log_sigmoid(x: float) -> float:
@@ -94,6 +100,44 @@ def test_ties_count_half_in_pairwise_accuracy():
     assert float(acc[0]) == 0.5 and bool(usable[0])
 
 
+def sigmoid(x: float) -> float:
+    return 1 / (1 + math.exp(-x))
+
+
+def test_teacher_term_by_hand_and_against_a_loop():
+    # scores (1, 0), teacher (2, 0), temperature 2: target σ(1) for (0, 1) and σ(−1) for (1, 0)
+    loss = teacher_pairwise_loss(torch.tensor([[1.0, 0.0]]), torch.tensor([[2.0, 0.0]]), temperature=2.0)
+    p = sigmoid(1.0)
+    cross_entropy = -(p * log_sigmoid(1.0) + (1 - p) * log_sigmoid(-1.0))  # the same for both orders
+    assert float(loss[0]) == pytest.approx(cross_entropy, rel=1e-6)
+
+    g = torch.Generator().manual_seed(3)
+    scores, teacher = torch.randn(4, 6, generator=g) * 2, torch.randn(4, 6, generator=g)
+    mask = torch.rand(4, 6, generator=g) < 0.8
+    mask[3] = False
+    mask[3, 0] = True  # one real response: no pair
+    got = teacher_pairwise_loss(scores, teacher, 0.5, mask)
+    for row in range(4):
+        real = [i for i in range(6) if mask[row, i]]
+        terms = [
+            -(sigmoid(t) * log_sigmoid(s) + (1 - sigmoid(t)) * log_sigmoid(-s))
+            for i in real
+            for j in real
+            if i != j
+            for s, t in [(float(scores[row, i] - scores[row, j]), float(teacher[row, i] - teacher[row, j]) / 0.5)]
+        ]
+        assert float(got[row]) == pytest.approx(sum(terms) / len(terms) if terms else 0.0, rel=1e-5)
+    # shifting a group's scores or its teacher values changes nothing
+    shifted = teacher_pairwise_loss(scores + torch.tensor([[1.0], [-4.0], [9.0], [0.0]]), teacher - 3.0, 0.5, mask)
+    torch.testing.assert_close(shifted, got)
+
+
+def test_teacher_term_pulls_scores_towards_the_teachers_order():
+    scores = torch.zeros(1, 3, requires_grad=True)
+    teacher_pairwise_loss(scores, torch.tensor([[-1.0, 0.0, 1.0]]), 1.0).sum().backward()
+    assert scores.grad[0, 2] < 0 < scores.grad[0, 0]  # the teacher's favourite goes up, its last down
+
+
 class ToyScorer(torch.nn.Module):
     """Score = w · (sum of real token ids) / 100: enough to check batching and normalisation."""
 
@@ -149,6 +193,22 @@ def test_micro_batches_of_whole_groups_give_the_same_loss_and_gradient():
         grads[micro] = (total, float(model.w.grad))
     for micro in (2, 1):
         assert grads[micro] == pytest.approx(grads[5], rel=1e-6)
+
+
+def test_batch_loss_with_a_teacher_adds_its_term_on_usable_groups():
+    batch, model = toy_batch(), ToyScorer()
+    batch["teacher"] = torch.randn(5, 4, generator=torch.Generator().manual_seed(4))
+    plain, with_teacher = ListwiseRankingLoss(), ListwiseRankingLoss(teacher_coef=0.5, teacher_temperature=0.3)
+    with torch.no_grad():
+        base, _ = plain(model, batch)
+        total, metrics = with_teacher(model, batch)
+        scores = model(batch["input_ids"].flatten(0, 1), batch["attention_mask"].flatten(0, 1)).view(5, 4)
+        teacher = teacher_pairwise_loss(scores, batch["teacher"], 0.3, batch["response_mask"])
+    usable = torch.tensor([True, False, True, True, True])  # group 1 is all correct: no listwise pair, no teacher term
+    assert float(total) == pytest.approx(float(base) + 0.5 * float(teacher[usable].sum()), rel=1e-6)
+    assert float(metrics["listwise_loss"]) == pytest.approx(float(base), rel=1e-6)
+    with pytest.raises(ValueError, match="teacher_temperature"):
+        ListwiseRankingLoss(teacher_coef=1.0, teacher_temperature=0.0)
 
 
 def test_ranking_metrics_by_hand():
