@@ -11,6 +11,7 @@ checkpoints (a rerun resumes from the newest complete one) and the final HF-form
 
 import json
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -27,6 +28,13 @@ from policy.loading import check_model_dir  # noqa: E402
 from rewards.verifier import BatchVerifier  # noqa: E402
 from rl.config import GRPOConfig, RayConfig  # noqa: E402
 from rl.controller import GRPOController  # noqa: E402
+
+
+def exit_on_sigterm(signum, frame) -> None:
+    """SIGTERM (`kill`, a scheduler, `ray job stop`) ends the job like Ctrl-C does: the
+    `finally` in `main` stops the actors and a Ray this process started. Python's default
+    would die on the spot and leave Ray's agents running."""
+    raise SystemExit(128 + signum)
 
 
 def connect_ray(cfg: RayConfig) -> bool:
@@ -97,6 +105,7 @@ def main(argv=None) -> dict:
     from rollout.worker import RolloutWorkers
 
     started = connect_ray(cfg.ray)
+    signal.signal(signal.SIGTERM, exit_on_sigterm)  # after ray.init, whose crash handler takes SIGTERM too
     rollout = learner = None
     try:
         try:

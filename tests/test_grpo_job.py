@@ -20,27 +20,29 @@ from tests.sockets import exposed_listeners
 pytestmark = pytest.mark.slow
 
 
-def run_grpo(run_dir, model_dir, data, steps, reward=("reward.shaping.mode=verifier-only", "reward.model_path=null"),
-             extra=()):
+def grpo_args(run_dir, model_dir, data, steps, reward=("reward.shaping.mode=verifier-only", "reward.model_path=null"),
+              extra=()):
+    return [
+        "--config", "configs/grpo_tiny.yaml",
+        f"policy_path={model_dir}",
+        f"data.path={data}", "data.limit=64",
+        f"eval.data.path={data}", "eval.data.limit=4", "eval.max_tokens=8",
+        "verifier.verifier=tests.verifier_fixtures:even_length",
+        "rollout.max_tokens=12", "rollout.engine.max_model_len=512",
+        "batch.groups_per_step=2", "batch.problems_per_draw=3", "batch.max_draws=3",
+        "batch.updates_per_step=2",
+        "learner.optimizer.lr=1e-3",
+        f"run.run_dir={run_dir}", f"run.steps={steps}", "run.save_every=1", "run.eval_every=0",
+        "log_samples=1",
+        *reward,
+        *extra,
+    ]
+
+
+def run_grpo(run_dir, model_dir, data, steps, **kwargs):
     from launch.grpo import main
 
-    return main(
-        [
-            "--config", "configs/grpo_tiny.yaml",
-            f"policy_path={model_dir}",
-            f"data.path={data}", "data.limit=64",
-            f"eval.data.path={data}", "eval.data.limit=4", "eval.max_tokens=8",
-            "verifier.verifier=tests.verifier_fixtures:even_length",
-            "rollout.max_tokens=12", "rollout.engine.max_model_len=512",
-            "batch.groups_per_step=2", "batch.problems_per_draw=3", "batch.max_draws=3",
-            "batch.updates_per_step=2",
-            "learner.optimizer.lr=1e-3",
-            f"run.run_dir={run_dir}", f"run.steps={steps}", "run.save_every=1", "run.eval_every=0",
-            "log_samples=1",
-            *reward,
-            *extra,
-        ]
-    )
+    return main(grpo_args(run_dir, model_dir, data, steps, **kwargs))
 
 
 @pytest.fixture
@@ -138,3 +140,39 @@ def test_offline_filter_keeps_problems_with_two_to_five_correct(tmp_path, tiny_m
     source = {p.id: p for p in load_problems(shared_data / "math500.jsonl").problems}
     assert len(kept) == stats["kept"]
     assert all(source[p.id].answer == p.answer and source[p.id].problem == p.problem for p in kept)
+
+
+def test_sigterm_ends_the_job_and_everything_it_started(tmp_path, tiny_model_dir, shared_data):
+    """`kill`, a scheduler or `ray job stop` sends SIGTERM: the driver stops its actors and the
+    local Ray it started, as on Ctrl-C, instead of dying and leaving Ray's processes running."""
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    run_dir = tmp_path / "grpo"
+    args = grpo_args(run_dir, tiny_model_dir, shared_data / "math500.jsonl", steps=100)
+    job = subprocess.Popen([sys.executable, "launch/grpo.py", *args], cwd=root, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL, start_new_session=True)
+    started = []
+    try:
+        deadline = time.monotonic() + 300
+        metrics = run_dir / "metrics.jsonl"
+        while not (metrics.is_file() and "groups/kept" in metrics.read_text()):  # a training step is done
+            assert job.poll() is None and time.monotonic() < deadline, "the job did not reach its first step"
+            time.sleep(1)
+        started = psutil.Process(job.pid).children(recursive=True)  # Ray's GCS, raylet, agents, actors, vLLM
+        assert len(started) >= 4
+        job.send_signal(signal.SIGTERM)
+        assert job.wait(timeout=120) == 128 + signal.SIGTERM
+        _, alive = psutil.wait_procs(started, timeout=60)
+        assert alive == []
+    finally:  # whatever the outcome, leave nothing running
+        if job.poll() is None:
+            job.kill()
+        for proc in started:
+            try:
+                proc.kill()
+            except psutil.NoSuchProcess:
+                pass
