@@ -26,7 +26,7 @@ import torch
 
 from mathrl.config import require
 from rewards.ranking import listwise_ranking_loss
-from rewards.reward_model import RewardModel, pad_right
+from rewards.reward_model import RewardModel, length_sorted_batches, pad_right
 
 
 @dataclass(frozen=True)
@@ -48,13 +48,11 @@ class HeadWarmupConfig:
 def last_token_features(model: RewardModel, sequences: Sequence[Sequence[int]], pad_id: int, batch_size: int) -> torch.Tensor:
     """[N, H] float32: the backbone's hidden state at each sequence's last token, in input
     order (batches are cut from the sequences sorted by length, so little padding is run)."""
-    order = sorted(range(len(sequences)), key=lambda i: len(sequences[i]))
     features = torch.zeros(len(sequences), model.config.hidden_size)
     was_training = model.training
     model.eval()
     with torch.inference_mode():
-        for start in range(0, len(order), batch_size):
-            rows = order[start : start + batch_size]
+        for rows in length_sorted_batches(sequences, batch_size):
             ids, mask = pad_right([sequences[i] for i in rows], pad_id)
             features[rows] = model.pooled(ids, mask).float()
     model.train(was_training)

@@ -35,7 +35,7 @@ import copy
 import json
 import math
 import shutil
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence, Sized
 from pathlib import Path
 from typing import Any
 
@@ -290,6 +290,15 @@ def _policy_end_tokens(path: Path) -> tuple[int, list[int]]:
     return eos_id, list(dict.fromkeys(end_ids))
 
 
+def length_sorted_batches(sequences: Sequence[Sized], batch_size: int, sort_by_length: bool = True) -> Iterator[list[int]]:
+    """Index lists of at most `batch_size` sequences, cut from them sorted by length, so each
+    batch pads to a near-equal length (`sort_by_length=False`: in input order). Callers put
+    each result back at its index."""
+    order = sorted(range(len(sequences)), key=lambda i: len(sequences[i])) if sort_by_length else list(range(len(sequences)))
+    for start in range(0, len(order), batch_size):
+        yield order[start : start + batch_size]
+
+
 def score_sequences(
     model: torch.nn.Module,
     sequences: Sequence[Sequence[int]],
@@ -303,11 +312,9 @@ def score_sequences(
     keeps the input order: the baseline the benchmark compares against)."""
     if any(len(s) == 0 for s in sequences):
         raise ValueError("cannot score an empty sequence")
-    order = sorted(range(len(sequences)), key=lambda i: len(sequences[i])) if sort_by_length else list(range(len(sequences)))
     scores = [0.0] * len(sequences)
     with torch.inference_mode():
-        for start in range(0, len(order), batch_size):
-            rows = order[start : start + batch_size]
+        for rows in length_sorted_batches(sequences, batch_size, sort_by_length):
             ids, mask = pad_right([sequences[i] for i in rows], pad_id)
             for row, value in zip(rows, model(input_ids=ids.to(device), attention_mask=mask.to(device)).tolist()):
                 scores[row] = float(value)

@@ -252,20 +252,14 @@ class RMBatches:
         if teacher is not None and [len(v) for v in teacher] != [len(g.response_ids) for g in groups]:
             raise ValueError("teacher: one value per sampled response of every group expected")
         for index, group in enumerate(groups):
-            values = teacher[index] if teacher is not None else [0.0] * len(group.response_ids)
-            kept = [
-                (seq, ok, value)
-                for seq, ok, value in (
-                    (sequence(group.prompt_ids, ids), ok, value) for ids, ok, value in zip(group.response_ids, group.correct, values)
-                )
-                if len(seq) <= cfg.max_len
-            ]
-            self.dropped_responses += len(group.response_ids) - len(kept)
-            verdicts = [ok for _, ok, _ in kept]
+            sequences = [sequence(group.prompt_ids, ids) for ids in group.response_ids]
+            kept = [i for i, seq in enumerate(sequences) if len(seq) <= cfg.max_len]
+            self.dropped_responses += len(sequences) - len(kept)
+            verdicts = [group.correct[i] for i in kept]
             if any(verdicts) and not all(verdicts):
-                self.groups.append(([seq for seq, _, _ in kept], verdicts))
+                self.groups.append(([sequences[i] for i in kept], verdicts))
                 if self.teacher is not None:
-                    self.teacher.append([value for _, _, value in kept])
+                    self.teacher.append([teacher[index][i] for i in kept])
             else:
                 self.dropped_groups += 1
         if not self.groups:

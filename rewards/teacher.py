@@ -8,8 +8,9 @@ dropped term) is usually a token the policy itself found unlikely. On the tiny p
 ranks held-out groups at 0.80 pairwise accuracy (best-of-8 71% against a 63% mean) where
 a reward model trained on the verifier's labels alone reached 0.59 (`bench/rm_baselines.py`).
 The reward model cannot use it directly (it scores one response from its last token, and at
-inference the policy may be another one), but it can learn from it: `rewards.ranking.teacher_pairwise_loss` fits the reward
-model's pairwise preferences to this teacher's on every pair of a group. That lifted held-out
+inference the policy may be another one), but it can learn from it:
+`rewards.ranking.teacher_pairwise_loss` fits the reward model's pairwise preferences to this
+teacher's on every pair of a group. That lifted held-out
 pairwise accuracy to 0.605-0.633 (two trainers), short of the teacher: reading the sum of
 per-token surprises off one last-token state is hard for a 4-layer backbone.
 """
@@ -25,7 +26,7 @@ from mathrl.config import require
 from mathrl.device import DeviceName, resolve_device
 from policy.loading import load_causal_lm
 from policy.losses import token_logprobs
-from rewards.reward_model import pad_right
+from rewards.reward_model import length_sorted_batches, pad_right
 
 
 @dataclass(frozen=True)
@@ -58,22 +59,28 @@ def response_logprobs(
     Sequences run in length-sorted batches; results come back in input order."""
     device = resolve_device(device)
     model = load_causal_lm(policy_path, "float32", device).eval()
-    rows = [(g, r) for g, group in enumerate(groups) for r in range(len(group.response_ids))]
-    order = sorted(range(len(rows)), key=lambda i: len(groups[rows[i][0]].prompt_ids) + len(groups[rows[i][0]].response_ids[rows[i][1]]))
-    means = [[0.0] * len(group.response_ids) for group in groups]
-    sums = [[0.0] * len(group.response_ids) for group in groups]
+    sequences = [list(group.prompt_ids) + list(response) for group in groups for response in group.response_ids]
+    prompt_lengths = [len(group.prompt_ids) for group in groups for _ in group.response_ids]
+    flat_means, flat_sums = [0.0] * len(sequences), [0.0] * len(sequences)
     with torch.inference_mode():
-        for start in range(0, len(order), batch_size):
-            batch = [rows[i] for i in order[start : start + batch_size]]
-            prompts = [groups[g].prompt_ids for g, _ in batch]
-            ids, mask = pad_right([list(p) + list(groups[g].response_ids[r]) for (g, r), p in zip(batch, prompts)], pad_id=0)
+        for rows in length_sorted_batches(sequences, batch_size):
+            ids, mask = pad_right([sequences[i] for i in rows], pad_id=0)
             logprobs = token_logprobs(model, ids.to(device), mask.to(device)).cpu()  # [B, T-1]: t-1 predicts t
             response = mask[:, 1:].clone()
-            for row, prompt in enumerate(prompts):
-                response[row, : len(prompt) - 1] = 0  # the response's tokens only
+            for row, i in enumerate(rows):
+                response[row, : prompt_lengths[i] - 1] = 0  # the response's tokens only
             totals = (logprobs * response).sum(-1)
             counts = response.sum(-1).clamp(min=1)
-            for row, (g, r) in enumerate(batch):
-                means[g][r] = float(totals[row] / counts[row])
-                sums[g][r] = float(totals[row])
-    return means, sums
+            for row, i in enumerate(rows):
+                flat_means[i], flat_sums[i] = float(totals[row] / counts[row]), float(totals[row])
+    sizes = [len(group.response_ids) for group in groups]
+    return regroup(flat_means, sizes), regroup(flat_sums, sizes)
+
+
+def regroup(flat: Sequence[float], sizes: Sequence[int]) -> list[list[float]]:
+    """Cut a flat list back into consecutive groups of the given sizes."""
+    out, start = [], 0
+    for size in sizes:
+        out.append(list(flat[start : start + size]))
+        start += size
+    return out
