@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from rewards.ranking import ranking_metrics  # noqa: E402
 from rewards.reward_model import RewardScorer  # noqa: E402
-from rewards.rm_data import read_groups  # noqa: E402
+from rewards.rm_data import read_groups, score_groups  # noqa: E402
 from rewards.teacher import response_logprobs  # noqa: E402
 
 
@@ -48,10 +48,7 @@ def main() -> None:
     groups = read_groups(args.samples)
     rankers: dict[str, list[list[float]]] = {}
     if args.rm:
-        scorer = RewardScorer(args.rm)
-        flat = scorer.score_tokens([g.prompt_ids for g in groups for _ in g.response_ids], [r for g in groups for r in g.response_ids])
-        it = iter(flat)
-        rankers["reward model"] = [[next(it) for _ in g.response_ids] for g in groups]
+        rankers["reward model"] = score_groups(RewardScorer(args.rm), groups)
     rankers["policy mean lp"], rankers["policy sum lp"] = response_logprobs(args.policy, groups)
     rankers["shorter first"] = [[-len(r) for r in g.response_ids] for g in groups]
     coin = random.Random(args.seed)

@@ -36,7 +36,7 @@ from policy.train_loop import learner_for_stage, train  # noqa: E402
 from rewards.head_warmup import warm_up_head  # noqa: E402
 from rewards.ranking import ListwiseRankingLoss, ranking_metrics  # noqa: E402
 from rewards.reward_model import RewardModel, RewardScorer  # noqa: E402
-from rewards.teacher import regroup, response_logprobs, within_group_spread  # noqa: E402
+from rewards.teacher import response_logprobs, within_group_spread  # noqa: E402
 from rewards.rm_data import (  # noqa: E402
     EVAL_FILE,
     STATS_FILE,
@@ -45,6 +45,7 @@ from rewards.rm_data import (  # noqa: E402
     build_rm_samples,
     read_groups,
     samples_complete,
+    score_groups,
     split_problems,
 )
 from rewards.verifier import BatchVerifier  # noqa: E402
@@ -70,9 +71,7 @@ def evaluate(model_dir: Path, cfg: TrainRMConfig, samples_dir: Path) -> dict[str
     if not groups:
         return {}
     scorer = RewardScorer(str(model_dir), device=cfg.learner.device, batch_size=cfg.eval_batch_size, prompt=cfg.prompt)
-    flat = scorer.score_tokens([g.prompt_ids for g in groups for _ in g.response_ids], [ids for g in groups for ids in g.response_ids])
-    scores = regroup(flat, [len(g.response_ids) for g in groups])
-    return ranking_metrics(scores, [g.correct for g in groups])
+    return ranking_metrics(score_groups(scorer, groups), [g.correct for g in groups])
 
 
 def main(argv=None) -> dict:

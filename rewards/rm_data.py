@@ -97,6 +97,10 @@ class Verifier(Protocol):  # rewards.verifier.BatchVerifier
     def check(self, responses: Sequence[str], golds: Sequence[str]) -> list: ...
 
 
+class TokenScorer(Protocol):  # rewards.reward_model.RewardScorer
+    def score_tokens(self, prompt_ids: Sequence[Sequence[int]], response_ids: Sequence[Sequence[int]]) -> list[float]: ...
+
+
 def split_problems(problems: Sequence[Problem], eval_problems: int, seed: int) -> tuple[list[Problem], list[Problem]]:
     """(train, held out): a seeded shuffle, the first `eval_problems` held out."""
     if eval_problems >= len(problems):
@@ -197,6 +201,23 @@ def read_groups(path: str | Path) -> list[SampledGroup]:
                 raise ValueError(f"{path}:line {line_no}: responses, response_ids, correct and finish_reasons differ in length")
             groups.append(group)
     return groups
+
+
+def regroup(flat: Sequence[float], sizes: Sequence[int]) -> list[list[float]]:
+    """Cut a flat list back into consecutive groups of the given sizes."""
+    out, start = [], 0
+    for size in sizes:
+        out.append(list(flat[start : start + size]))
+        start += size
+    return out
+
+
+def score_groups(scorer: TokenScorer, groups: Sequence[SampledGroup]) -> list[list[float]]:
+    """The scorer's score for every response, per group (one flat batch, cut back)."""
+    flat = scorer.score_tokens(
+        [g.prompt_ids for g in groups for _ in g.response_ids], [ids for g in groups for ids in g.response_ids]
+    )
+    return regroup(flat, [len(g.response_ids) for g in groups])
 
 
 def collate_groups(

@@ -27,6 +27,7 @@ from mathrl.device import DeviceName, resolve_device
 from policy.loading import load_causal_lm
 from policy.losses import token_logprobs
 from rewards.reward_model import length_sorted_batches, pad_right
+from rewards.rm_data import regroup
 
 
 @dataclass(frozen=True)
@@ -75,12 +76,3 @@ def response_logprobs(
                 flat_means[i], flat_sums[i] = float(totals[row] / counts[row]), float(totals[row])
     sizes = [len(group.response_ids) for group in groups]
     return regroup(flat_means, sizes), regroup(flat_sums, sizes)
-
-
-def regroup(flat: Sequence[float], sizes: Sequence[int]) -> list[list[float]]:
-    """Cut a flat list back into consecutive groups of the given sizes."""
-    out, start = [], 0
-    for size in sizes:
-        out.append(list(flat[start : start + size]))
-        start += size
-    return out

@@ -15,7 +15,9 @@ from rewards.rm_data import (
     build_rm_samples,
     collate_groups,
     read_groups,
+    regroup,
     samples_complete,
+    score_groups,
     split_problems,
 )
 from rewards.reward_model import with_end_token
@@ -171,3 +173,17 @@ def test_teacher_values_follow_their_responses_through_the_filter_and_the_shuffl
     assert "teacher" not in RMBatches(groups, sequence, pad_id=0, cfg=RMDataConfig(max_len=16)).batch(0)
     with pytest.raises(ValueError, match="one value per sampled response"):
         RMBatches(groups, sequence, pad_id=0, cfg=RMDataConfig(max_len=16), teacher=teacher[1:])
+
+
+def test_score_groups_returns_each_response_its_own_score_in_its_group():
+    class LengthScorer:  # score = prompt id + response length, so a misplaced score shows
+        def score_tokens(self, prompt_ids, response_ids):
+            return [float(p[-1] * 100 + len(r)) for p, r in zip(prompt_ids, response_ids)]
+
+    groups = [
+        SampledGroup(id=f"p{k}", problem="", gold="", prompt_ids=[1, k], responses=[""] * size,
+                     response_ids=[[7] * (j + 1) for j in range(size)], correct=[True] * size, finish_reasons=["stop"] * size)
+        for k, size in enumerate([3, 1, 2])
+    ]
+    assert score_groups(LengthScorer(), groups) == [[1.0, 2.0, 3.0], [101.0], [201.0, 202.0]]
+    assert regroup([1, 2, 3], [0, 3, 0]) == [[], [1, 2, 3], []]
