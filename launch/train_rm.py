@@ -35,7 +35,7 @@ from policy.learner import latest_checkpoint  # noqa: E402
 from policy.train_loop import learner_for_stage, train  # noqa: E402
 from rewards.head_warmup import warm_up_head  # noqa: E402
 from rewards.ranking import ListwiseRankingLoss, ranking_metrics  # noqa: E402
-from rewards.reward_model import RewardModel, RewardScorer  # noqa: E402
+from rewards.reward_model import RewardModel, RewardScorer, center_scores  # noqa: E402
 from rewards.teacher import response_logprobs, within_group_spread  # noqa: E402
 from rewards.rm_data import (  # noqa: E402
     EVAL_FILE,
@@ -49,6 +49,8 @@ from rewards.rm_data import (  # noqa: E402
     split_problems,
 )
 from rewards.verifier import BatchVerifier  # noqa: E402
+
+CENTERING_RESPONSES = 4096  # enough for the mean score to within a few hundredths; scoring them takes seconds
 
 
 def sample(cfg: TrainRMConfig, samples_dir: Path) -> None:
@@ -107,6 +109,10 @@ def main(argv=None) -> dict:
     learner = learner_for_stage(cfg.model_path, cfg.learner, total_steps, tokenizer, model=model)
     final = train(learner, data.batch, loss, total_steps, cfg.run)
     learner.close()
+    if cfg.center_scores:
+        centered = [(g.prompt_ids, ids) for g in train_groups for ids in g.response_ids][:CENTERING_RESPONSES]
+        offset = center_scores(final, *zip(*centered), batch_size=cfg.eval_batch_size, device=cfg.learner.device)
+        print(f"scores centred: mean {offset:+.3f} on {len(centered)} training responses moved to 0")
 
     metrics = evaluate(final, cfg, samples_dir)
     if metrics:

@@ -154,6 +154,9 @@ class TrainRMConfig:
     # learner.micro_batch_size counts problems: each brings its n responses into the micro-batch.
     learner: LearnerConfig = field(default_factory=lambda: LearnerConfig(micro_batch_size=4))
     eval_batch_size: int = 32  # sequences per forward when scoring the held-out groups
+    # Shift the final scores to mean 0 on the training responses: the ranking loss leaves their
+    # level free, and GRPO's σ(coef·r) saturates when it drifts far from 0 (rewards.reward_model.center_scores).
+    center_scores: bool = True
 
     def __post_init__(self) -> None:
         require(

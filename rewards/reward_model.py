@@ -368,6 +368,38 @@ class RewardScorer:
         return self.score_tokens(prompt_ids, response_ids)
 
 
+def center_scores(
+    model_path: str | Path,
+    prompt_ids: Sequence[Sequence[int]],
+    response_ids: Sequence[Sequence[int]],
+    batch_size: int = 32,
+    device: DeviceName = "auto",
+) -> float:
+    """Shift the saved reward model's output bias so that its mean score on these responses is
+    0; rewrite it in place (same dtype) and return the mean it had.
+
+    The ranking loss sees score differences only, so training leaves the level of the scores
+    wherever it drifts (about +11 on the tiny pipeline). The shaped reward σ(coef·r) then sits
+    at 1 for every response and the reward model no longer orders anything. A constant shift
+    leaves every ranking and every score difference as it was."""
+    if not response_ids:
+        raise ValueError("center_scores needs at least one response")
+    path = check_model_dir(model_path)
+    scorer = RewardScorer(str(path), device=device, batch_size=batch_size)  # float32: an exact mean
+    mean = sum(scorer.score_tokens(list(prompt_ids), list(response_ids))) / len(response_ids)
+    model = scorer.model.cpu()
+    saved_dtype = _saved_dtype(path)
+    with torch.no_grad():
+        model.score[-1].bias -= mean
+    model.to(saved_dtype).save_pretrained(path, tokenizer=scorer.tokenizer)
+    return mean
+
+
+def _saved_dtype(path: Path) -> torch.dtype:
+    config = json.loads((path / "config.json").read_text())
+    return resolve_dtype(config.get("dtype") or config.get("torch_dtype") or "float32")
+
+
 def remote_scorer(model_path: str, num_cpus: float = 1, num_gpus: float = 0, **scorer_kwargs):
     """A `RewardScorer` in its own Ray actor (call `.score.remote(...)` / `.score_tokens.remote(...)`).
     The actor gets this process's offline/loopback settings (`mathrl.env.forwarded_env`)."""

@@ -12,6 +12,7 @@ from policy.loading import load_causal_lm, load_tokenizer
 from rewards.reward_model import (
     RewardModel,
     RewardScorer,
+    center_scores,
     last_token_index,
     load_reward_model,
     pad_right,
@@ -135,6 +136,34 @@ def test_save_and_load_round_trip_gives_identical_scores(rm, rm_dir, tokenizer):
     bf16 = load_reward_model(rm_dir, dtype="bfloat16")
     assert next(bf16.parameters()).dtype == torch.bfloat16
     torch.testing.assert_close(scores_of(bf16, seqs, tokenizer.pad_token_id), scores_of(rm, seqs, tokenizer.pad_token_id), rtol=0.1, atol=0.05)
+
+
+def test_centering_moves_every_score_by_the_same_constant(tiny_model_dir, tokenizer, tmp_path):
+    """After centering, the given responses score 0 on average and every other score moved by
+    the same amount, so rankings and margins are untouched; the weights keep their dtype."""
+    drifted = RewardModel.from_policy(tiny_model_dir, seed=3, dtype="bfloat16")
+    with torch.no_grad():
+        drifted.score[-1].bias += 5.0  # where training may leave the level
+    model_dir = drifted.save_pretrained(tmp_path / "rm", tokenizer=tokenizer)
+    prompts = [encode_prompt(tokenizer, p, PromptConfig()) for p in PROBLEMS]
+    responses = [tokenizer(r, add_special_tokens=False)["input_ids"] for r in RESPONSES]
+    others = [tokenizer(r[::-1], add_special_tokens=False)["input_ids"] for r in RESPONSES]
+    before = RewardScorer(str(model_dir))
+    centered_before, others_before = before.score_tokens(prompts, responses), before.score_tokens(prompts, others)
+
+    mean = center_scores(model_dir, prompts, responses)
+
+    assert mean == pytest.approx(sum(centered_before) / len(centered_before), rel=1e-6) and mean > 4
+    after = RewardScorer(str(model_dir))
+    assert load_reward_model(model_dir, dtype="bfloat16").score[-1].bias.dtype == torch.bfloat16
+    assert json.loads((model_dir / "config.json").read_text())["dtype"] == "bfloat16"
+    # the bias is stored in bf16, so the shift is exact only to its rounding (~|mean|/256)
+    tolerance = abs(mean) / 128 + 1e-6
+    assert abs(sum(after.score_tokens(prompts, responses))) / len(responses) < tolerance
+    shift = [b - a for b, a in zip(others_before, after.score_tokens(prompts, others))]
+    assert max(shift) - min(shift) < 1e-4 and shift[0] == pytest.approx(mean, abs=tolerance)
+    with pytest.raises(ValueError, match="at least one response"):
+        center_scores(model_dir, [], [])
 
 
 def test_sharded_save_and_a_given_state_dict_load_back(rm, tokenizer, tmp_path):
@@ -367,6 +396,12 @@ def test_train_rm_entry_point_trains_resumes_and_reports(tiny_model_dir, tokeniz
     assert all(m["loss"] == pytest.approx(m["listwise_loss"] + m["teacher_loss"], rel=1e-4) for m in metrics if "loss" in m)
     assert metrics[-1]["eval/pairwise_accuracy"] == results["eval"]["pairwise_accuracy"]
     assert (run_dir / "config.yaml").is_file() and load_reward_model(run_dir / "final") is not None
+    assert "scores centred" in out.stdout  # the level the ranking loss leaves free is moved to 0
+    train = [g for g in groups[8:] + groups[:8]]
+    final_scores = RewardScorer(str(run_dir / "final")).score_tokens(
+        [g.prompt_ids for g in train for _ in g.response_ids], [ids for g in train for ids in g.response_ids]
+    )
+    assert abs(sum(final_scores) / len(final_scores)) < 1e-3
 
     again = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
