@@ -9,7 +9,8 @@
    shared training loop (checkpoints and resume in run.run_dir); exports run.run_dir/final.
    With head_warmup.epochs, the head is first fitted alone on the frozen backbone
    (`rewards.head_warmup`). With teacher.coef, the policy's mean token log-prob of each
-   training response is a second ranking signal on every pair of a group (`rewards.teacher`);
+   training response is a second ranking signal on every pair of a group (`rewards.teacher`),
+   and with teacher.unmixed_groups also on the all-correct and all-wrong training groups;
 3. evaluate the exported model on the held-out problems: pairwise accuracy, best-of-n
    accuracy against mean single-sample accuracy -> run.run_dir/results.json.
 """
@@ -41,6 +42,7 @@ from rewards.rm_data import (  # noqa: E402
     EVAL_FILE,
     STATS_FILE,
     TRAIN_FILE,
+    UNMIXED_FILE,
     RMBatches,
     build_rm_samples,
     read_groups,
@@ -90,6 +92,11 @@ def main(argv=None) -> dict:
     tokenizer = load_tokenizer(cfg.model_path)
     model = RewardModel.from_policy(cfg.model_path, seed=cfg.head_seed)
     train_groups = read_groups(samples_dir / TRAIN_FILE)
+    if cfg.teacher.coef and cfg.teacher.unmixed_groups:
+        if (samples_dir / UNMIXED_FILE).is_file():
+            train_groups += read_groups(samples_dir / UNMIXED_FILE)
+        else:  # samples written before the file existed: they still train, on the mixed groups
+            print(f"teacher.unmixed_groups: no {UNMIXED_FILE} in {samples_dir}; the teacher term sees the mixed groups only")
     teacher = None
     if cfg.teacher.coef:
         teacher, _ = response_logprobs(cfg.model_path, train_groups, cfg.teacher.batch_size, cfg.learner.device)

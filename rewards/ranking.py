@@ -105,7 +105,8 @@ class ListwiseRankingLoss:
     `correct` [G, n] bool, `response_mask` [G, n] bool (False on padding slots of groups
     with fewer than n responses), and with `teacher_coef > 0` also `teacher` [G, n]: each
     usable group's loss is then listwise + teacher_coef · `teacher_pairwise_loss`. The model
-    maps ([B, T], [B, T]) to scores [B]."""
+    maps ([B, T], [B, T]) to scores [B]. With a teacher, a group without a (correct, wrong)
+    pair still counts when it holds >= 2 responses: it trains the teacher term alone."""
 
     def __init__(self, teacher_coef: float = 0.0, teacher_temperature: float = 1.0):
         if teacher_coef < 0 or teacher_temperature <= 0:
@@ -114,7 +115,16 @@ class ListwiseRankingLoss:
         self.teacher_temperature = teacher_temperature
 
     def units(self, batch: TensorBatch) -> torch.Tensor:
-        return ranking_pairs(batch["correct"], batch["response_mask"]).sum(dim=(1, 2)).gt(0).sum()
+        return self.counted(batch["correct"], batch["response_mask"]).sum()
+
+    def counted(self, correct: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+        """[G] bool: the groups a loss is averaged over. Those with a (correct, wrong) pair; with
+        a teacher also those with >= 2 responses (all correct or all wrong: the teacher still
+        ranks them)."""
+        counted = ranking_pairs(correct, real).sum(dim=(1, 2)).gt(0)
+        if self.teacher_coef:
+            counted = counted | real.bool().sum(dim=1).ge(2)
+        return counted
 
     def __call__(self, model, batch):
         real = batch["response_mask"].bool()  # [G, n]
@@ -124,19 +134,23 @@ class ListwiseRankingLoss:
         flat_scores = model(input_ids=ids, attention_mask=attention)  # [M]
         scores = torch.zeros(real.shape, dtype=flat_scores.dtype, device=flat_scores.device)
         scores = scores.masked_scatter(real, flat_scores)  # [G, n], 0 on padding slots
-        loss, accuracy, usable = group_ranking_terms(scores, batch["correct"], real)
+        loss, accuracy, usable = group_ranking_terms(scores, batch["correct"], real)  # 0 where not usable
+        counted = self.counted(batch["correct"], real)
         metrics = {}
         if self.teacher_coef:
             teacher = teacher_pairwise_loss(scores, batch["teacher"], self.teacher_temperature, real)
             metrics["listwise_loss"] = (loss * usable).sum().detach()
-            metrics["teacher_loss"] = (teacher * usable).sum().detach()
+            metrics["teacher_loss"] = (teacher * counted).sum().detach()
+            # The learner divides every metric by the counted groups: this one is the share of them
+            # with pairs, and pairwise_accuracy / mixed_share is the accuracy on those.
+            metrics["mixed_share"] = usable.sum().float()
             loss = loss + self.teacher_coef * teacher
-        loss_sum = (loss * usable).sum()
+        loss_sum = (loss * counted).sum()
         return loss_sum, {
             **metrics,
             "loss": loss_sum.detach(),
             "pairwise_accuracy": (accuracy * usable).sum(),
-            "score_mean": (scores * real).sum(dim=1).div(real.sum(dim=1).clamp(min=1)).mul(usable).sum().detach(),
+            "score_mean": (scores * real).sum(dim=1).div(real.sum(dim=1).clamp(min=1)).mul(counted).sum().detach(),
         }
 
 

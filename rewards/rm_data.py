@@ -45,6 +45,7 @@ from rewards.reward_model import pad_right
 
 TRAIN_FILE = "train.jsonl"
 EVAL_FILE = "eval.jsonl"
+UNMIXED_FILE = "train_unmixed.jsonl"  # training groups that are all correct or all wrong: no ranking pair, but a teacher ranks them
 STATS_FILE = "stats.json"
 
 
@@ -167,14 +168,16 @@ def build_rm_samples(
     out_dir: str | Path,
     log: Callable[[str], None] = print,
 ) -> dict[str, dict[str, float]]:
-    """Sample and label both splits; write the mixed training groups to train.jsonl, every
-    held-out group to eval.jsonl, and the counts to stats.json. Returns the counts."""
+    """Sample and label both splits; write the mixed training groups to train.jsonl, the other
+    training groups to train_unmixed.jsonl, every held-out group to eval.jsonl, and the counts
+    to stats.json. Returns the counts."""
     out_dir = Path(out_dir)
     train = sample_groups(train_problems, engine, verifier, n, cfg.chunk_size, log)
     held_out = sample_groups(eval_problems, engine, verifier, n, cfg.chunk_size, log) if eval_problems else []
     kept = [g for g in train if g.mixed]
     stats = {"train": {**group_stats(train), "kept": float(len(kept))}, "eval": group_stats(held_out)}
     write_jsonl((g.to_dict() for g in held_out), out_dir / EVAL_FILE)
+    write_jsonl((g.to_dict() for g in train if not g.mixed), out_dir / UNMIXED_FILE)
     # train.jsonl last: its presence marks the samples as complete (see `samples_complete`).
     (out_dir / STATS_FILE).write_text(json.dumps(stats, indent=2) + "\n")
     write_jsonl((g.to_dict() for g in kept), out_dir / TRAIN_FILE)
@@ -254,7 +257,9 @@ class RMBatches:
     `sequence(prompt_ids, response_ids)` builds what the model scores (`RewardModel.sequence`).
     Responses longer than `cfg.max_len` are left out (counted); a group that then has no
     (correct, wrong) pair is dropped. `teacher` (one value per sampled response, per group,
-    e.g. `rewards.teacher.response_logprobs`) rides along into the batches as `teacher`."""
+    e.g. `rewards.teacher.response_logprobs`) rides along into the batches as `teacher`; with
+    it, groups without a pair but with >= 2 responses are kept too (only the teacher ranks
+    them; `ListwiseRankingLoss` counts them when it has a teacher term)."""
 
     def __init__(
         self,
@@ -277,7 +282,8 @@ class RMBatches:
             kept = [i for i, seq in enumerate(sequences) if len(seq) <= cfg.max_len]
             self.dropped_responses += len(sequences) - len(kept)
             verdicts = [group.correct[i] for i in kept]
-            if any(verdicts) and not all(verdicts):
+            mixed = any(verdicts) and not all(verdicts)
+            if mixed or (self.teacher is not None and len(kept) >= 2):
                 self.groups.append(([sequences[i] for i in kept], verdicts))
                 if self.teacher is not None:
                     self.teacher.append([teacher[index][i] for i in kept])

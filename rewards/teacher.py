@@ -35,6 +35,9 @@ class TeacherConfig:
     coef: float = 0.0  # weight of the teacher term next to the listwise loss; 0 = the verifier's labels only
     temperature: float | None = None  # τ in σ((t_i − t_j)/τ); None = `within_group_spread` of the training data
     batch_size: int = 32  # sequences per forward pass when computing the policy's log-probs
+    # Also train the teacher term on the training groups that are all correct or all wrong
+    # (samples/train_unmixed.jsonl): no ranking pair, but the teacher still orders them.
+    unmixed_groups: bool = False
 
     def __post_init__(self) -> None:
         require(self.coef >= 0, "coef", f"must be >= 0, got {self.coef}")

@@ -375,16 +375,18 @@ def test_train_rm_entry_point_trains_resumes_and_reports(tiny_model_dir, tokeniz
     groups = marked_groups(tokenizer, num_groups=12)
     write_jsonl((g.to_dict() for g in groups[:8]), samples / "eval.jsonl")
     write_jsonl((g.to_dict() for g in groups[8:] + groups[:8]), samples / "train.jsonl")
+    all_correct = [dataclasses.replace(g, id=f"{g.id}-ok", correct=[True] * len(g.correct)) for g in groups[8:11]]
+    write_jsonl((g.to_dict() for g in all_correct), samples / "train_unmixed.jsonl")  # for the teacher term only
     run_dir = tmp_path / "rm"
     args = [
         sys.executable, str(root / "launch" / "train_rm.py"), "--config", str(root / "configs" / "train_rm_tiny.yaml"),
         f"model_path={tiny_model_dir}", f"run.run_dir={run_dir}", f"data.samples_dir={samples}", "data.batch_size=4",
         "epochs=2", "run.log_every=1", "learner.dtype=float32", "learner.micro_batch_size=2", "learner.schedule.warmup_steps=1",
-        "learner.optimizer.lr=1e-3", "teacher.coef=1.0",
+        "learner.optimizer.lr=1e-3", "teacher.coef=1.0", "teacher.unmixed_groups=true",
     ]
     out = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    assert "12 training problems" in out.stdout and "6 steps" in out.stdout
+    assert "15 training problems" in out.stdout and "6 steps" in out.stdout  # 12 mixed + 3 all correct
     assert f"teacher: {tiny_model_dir}'s mean token log-prob, weight 1.0" in out.stdout
 
     results = json.loads((run_dir / "results.json").read_text())
@@ -397,7 +399,7 @@ def test_train_rm_entry_point_trains_resumes_and_reports(tiny_model_dir, tokeniz
     assert metrics[-1]["eval/pairwise_accuracy"] == results["eval"]["pairwise_accuracy"]
     assert (run_dir / "config.yaml").is_file() and load_reward_model(run_dir / "final") is not None
     assert "scores centred" in out.stdout  # the level the ranking loss leaves free is moved to 0
-    train = [g for g in groups[8:] + groups[:8]]
+    train = groups[8:] + groups[:8] + all_correct  # centred on every training response
     final_scores = RewardScorer(str(run_dir / "final")).score_tokens(
         [g.prompt_ids for g in train for _ in g.response_ids], [ids for g in train for ids in g.response_ids]
     )

@@ -97,6 +97,10 @@ def test_build_writes_mixed_training_groups_and_every_held_out_group(tmp_path):
     assert group.response_ids[2] == [10 + 3] * 3 + [EOS]
     assert group.finish_reasons == ["length", "stop", "stop", "stop"]
 
+    unmixed = read_groups(tmp_path / "train_unmixed.jsonl")  # the rest of the training groups, for a teacher
+    assert sorted(g.id for g in kept + unmixed) == sorted(p.id for p in train)
+    assert not any(g.mixed for g in unmixed)
+
     evaluated = read_groups(tmp_path / "eval.jsonl")
     assert [g.id for g in evaluated] == [p.id for p in held_out]  # all kept, mixed or not
     assert stats["train"]["problems"] == 20 and stats["train"]["kept"] == len(kept)
@@ -171,6 +175,10 @@ def test_teacher_values_follow_their_responses_through_the_filter_and_the_shuffl
         i = int(batch["input_ids"][g, 0, 1]) - 100  # the group's prompt names it
         assert batch["teacher"][g].tolist() == [10 * i, 10 * i + 1]
     assert "teacher" not in RMBatches(groups, sequence, pad_id=0, cfg=RMDataConfig(max_len=16)).batch(0)
+    # a group without a (correct, wrong) pair trains the teacher term only: kept with a teacher
+    unmixed = SampledGroup("u", "", "1", [1, 99], ["", ""], [short, [4, 4]], [True, True], ["stop"] * 2)
+    assert len(RMBatches(groups + [unmixed], sequence, 0, RMDataConfig(max_len=16), teacher + [[0.0, 1.0]]).groups) == 7
+    assert len(RMBatches(groups + [unmixed], sequence, 0, RMDataConfig(max_len=16)).groups) == 6
     with pytest.raises(ValueError, match="one value per sampled response"):
         RMBatches(groups, sequence, pad_id=0, cfg=RMDataConfig(max_len=16), teacher=teacher[1:])
 

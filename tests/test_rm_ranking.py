@@ -195,7 +195,7 @@ def test_micro_batches_of_whole_groups_give_the_same_loss_and_gradient():
         assert grads[micro] == pytest.approx(grads[5], rel=1e-6)
 
 
-def test_batch_loss_with_a_teacher_adds_its_term_on_usable_groups():
+def test_batch_loss_with_a_teacher_adds_its_term_on_every_group():
     batch, model = toy_batch(), ToyScorer()
     batch["teacher"] = torch.randn(5, 4, generator=torch.Generator().manual_seed(4))
     plain, with_teacher = ListwiseRankingLoss(), ListwiseRankingLoss(teacher_coef=0.5, teacher_temperature=0.3)
@@ -204,9 +204,11 @@ def test_batch_loss_with_a_teacher_adds_its_term_on_usable_groups():
         total, metrics = with_teacher(model, batch)
         scores = model(batch["input_ids"].flatten(0, 1), batch["attention_mask"].flatten(0, 1)).view(5, 4)
         teacher = teacher_pairwise_loss(scores, batch["teacher"], 0.3, batch["response_mask"])
-    usable = torch.tensor([True, False, True, True, True])  # group 1 is all correct: no listwise pair, no teacher term
-    assert float(total) == pytest.approx(float(base) + 0.5 * float(teacher[usable].sum()), rel=1e-6)
+    # group 1 is all correct: no listwise pair, but the teacher ranks its responses, so it counts
+    assert int(plain.units(batch)) == 4 and int(with_teacher.units(batch)) == 5
+    assert float(total) == pytest.approx(float(base) + 0.5 * float(teacher.sum()), rel=1e-6)
     assert float(metrics["listwise_loss"]) == pytest.approx(float(base), rel=1e-6)
+    assert float(metrics["mixed_share"]) == 4
     with pytest.raises(ValueError, match="teacher_temperature"):
         ListwiseRankingLoss(teacher_coef=1.0, teacher_temperature=0.0)
 
