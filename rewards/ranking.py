@@ -115,16 +115,15 @@ class ListwiseRankingLoss:
         self.teacher_temperature = teacher_temperature
 
     def units(self, batch: TensorBatch) -> torch.Tensor:
-        return self.counted(batch["correct"], batch["response_mask"]).sum()
+        real = batch["response_mask"].bool()
+        usable = ranking_pairs(batch["correct"], real).sum(dim=(1, 2)).gt(0)
+        return self.counted(usable, real).sum()
 
-    def counted(self, correct: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
-        """[G] bool: the groups a loss is averaged over. Those with a (correct, wrong) pair; with
-        a teacher also those with >= 2 responses (all correct or all wrong: the teacher still
-        ranks them)."""
-        counted = ranking_pairs(correct, real).sum(dim=(1, 2)).gt(0)
-        if self.teacher_coef:
-            counted = counted | real.bool().sum(dim=1).ge(2)
-        return counted
+    def counted(self, usable: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+        """[G] bool: the groups a loss is averaged over. The usable ones (with a (correct, wrong)
+        pair); with a teacher also those with >= 2 responses (all correct or all wrong: the
+        teacher still ranks them)."""
+        return usable | real.sum(dim=1).ge(2) if self.teacher_coef else usable
 
     def __call__(self, model, batch):
         real = batch["response_mask"].bool()  # [G, n]
@@ -135,7 +134,7 @@ class ListwiseRankingLoss:
         scores = torch.zeros(real.shape, dtype=flat_scores.dtype, device=flat_scores.device)
         scores = scores.masked_scatter(real, flat_scores)  # [G, n], 0 on padding slots
         loss, accuracy, usable = group_ranking_terms(scores, batch["correct"], real)  # 0 where not usable
-        counted = self.counted(batch["correct"], real)
+        counted = self.counted(usable, real)
         metrics = {}
         if self.teacher_coef:
             teacher = teacher_pairwise_loss(scores, batch["teacher"], self.teacher_temperature, real)
