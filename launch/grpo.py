@@ -30,11 +30,24 @@ from rl.config import GRPOConfig, RayConfig  # noqa: E402
 from rl.controller import GRPOController  # noqa: E402
 
 
-def exit_on_sigterm(signum, frame) -> None:
+class ExitOnSigterm:
     """SIGTERM (`kill`, a scheduler, `ray job stop`) ends the job like Ctrl-C does: the
     `finally` in `main` stops the actors and a Ray this process started. Python's default
-    would die on the spot and leave Ray's agents running."""
-    raise SystemExit(128 + signum)
+    would die on the spot and leave Ray's agents running.
+
+    The handler raises SystemExit(128 + signum), the shell's code for death by that signal.
+    When it fires inside a blocking `ray.get`, Ray replaces the exception with SystemExit(1),
+    so the signal is also remembered and `exit_code` restores the code."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+
+    def __call__(self, signum, frame) -> None:
+        self.signum = signum
+        raise SystemExit(128 + signum)
+
+    def exit_code(self, err: SystemExit) -> int | str | None:
+        return 128 + self.signum if self.signum is not None else err.code
 
 
 def connect_ray(cfg: RayConfig) -> bool:
@@ -105,7 +118,8 @@ def main(argv=None) -> dict:
     from rollout.worker import RolloutWorkers
 
     started = connect_ray(cfg.ray)
-    signal.signal(signal.SIGTERM, exit_on_sigterm)  # after ray.init, whose crash handler takes SIGTERM too
+    sigterm = ExitOnSigterm()
+    signal.signal(signal.SIGTERM, sigterm)  # after ray.init, whose crash handler takes SIGTERM too
     rollout = learner = None
     try:
         try:
@@ -120,6 +134,8 @@ def main(argv=None) -> dict:
         with BatchVerifier(cfg.verifier) as verifier:
             controller = GRPOController(cfg, problems, rollout, verifier, learner, scorer, eval_problems)
             result = controller.train()
+    except SystemExit as err:
+        raise SystemExit(sigterm.exit_code(err)) from None
     finally:
         if rollout is not None:
             rollout.shutdown()

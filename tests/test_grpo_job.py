@@ -153,8 +153,9 @@ def test_sigterm_ends_the_job_and_everything_it_started(tmp_path, tiny_model_dir
     root = Path(__file__).resolve().parents[1]
     run_dir = tmp_path / "grpo"
     args = grpo_args(run_dir, tiny_model_dir, shared_data / "math500.jsonl", steps=100)
-    job = subprocess.Popen([sys.executable, "launch/grpo.py", *args], cwd=root, stdout=subprocess.DEVNULL,
-                           stderr=subprocess.DEVNULL, start_new_session=True)
+    with (tmp_path / "stderr.log").open("w") as stderr:  # the child keeps its own copy of the descriptor
+        job = subprocess.Popen([sys.executable, "launch/grpo.py", *args], cwd=root, stdout=subprocess.DEVNULL,
+                               stderr=stderr, start_new_session=True)
     started = []
     try:
         deadline = time.monotonic() + 300
@@ -165,7 +166,8 @@ def test_sigterm_ends_the_job_and_everything_it_started(tmp_path, tiny_model_dir
         started = psutil.Process(job.pid).children(recursive=True)  # Ray's GCS, raylet, agents, actors, vLLM
         assert len(started) >= 4
         job.send_signal(signal.SIGTERM)
-        assert job.wait(timeout=120) == 128 + signal.SIGTERM
+        code = job.wait(timeout=120)
+        assert code == 128 + signal.SIGTERM, (tmp_path / "stderr.log").read_text()[-4000:]
         _, alive = psutil.wait_procs(started, timeout=60)
         assert alive == []
     finally:  # whatever the outcome, leave nothing running

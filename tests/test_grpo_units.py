@@ -233,3 +233,23 @@ def test_a_cluster_too_small_for_the_actors_is_a_config_error_naming_them():
     gpu = from_dict(GRPOConfig, {"rollout": {"gpus_per_worker": 1}, "learner_group": {"gpus_per_process": 1}})
     with pytest.raises(ConfigError, match="need 2 GPUs"):
         check_actors_fit(gpu, {"CPU": 16.0, "GPU": 1.0})
+
+
+def test_sigterm_exit_code_survives_ray_replacing_the_exception():
+    """The handler's SystemExit(143) becomes SystemExit(1) when it fires inside a blocking
+    `ray.get` (seen in CI); the job still exits 143. Without a SIGTERM, codes pass through."""
+    import os
+    import signal
+
+    from launch.grpo import ExitOnSigterm
+
+    handler = ExitOnSigterm()
+    assert handler.exit_code(SystemExit(2)) == 2
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        with pytest.raises(SystemExit) as raised:
+            os.kill(os.getpid(), signal.SIGTERM)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert raised.value.code == 128 + signal.SIGTERM
+    assert handler.exit_code(SystemExit(1)) == 128 + signal.SIGTERM
