@@ -42,10 +42,13 @@ class StepBatchConfig:
     groups_per_step: int = 16
     problems_per_draw: int = 32
     max_draws: int = 4
-    updates_per_step: int = 1  # optimizer steps per rollout batch: the groups are cut into this many mini-batches
+    updates_per_step: int = 1  # optimizer steps per pass over the rollout batch: the groups are cut into this many mini-batches
+    # passes over the rollout batch (PPO epochs): rollout costs most of a step, learning from each
+    # sample twice costs one more learner phase. Ratios stay against the rollout's log-probs.
+    epochs_per_step: int = 1
 
     def __post_init__(self) -> None:
-        for key in ("groups_per_step", "problems_per_draw", "max_draws", "updates_per_step"):
+        for key in ("groups_per_step", "problems_per_draw", "max_draws", "updates_per_step", "epochs_per_step"):
             require(getattr(self, key) >= 1, key, f"must be >= 1, got {getattr(self, key)}")
         require(
             self.updates_per_step <= self.groups_per_step,

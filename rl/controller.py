@@ -10,7 +10,7 @@ Ray-wired parts of `launch/grpo.py` and with in-process ones in tests:
               .load_weights(state_dict)
     verifier  .check(responses, golds) -> [Verdict]
     scorer    .score_tokens(prompt_ids, response_ids) -> [float]   (None: verifier-only reward)
-    learner   .update(batch, num_minibatches) -> metrics; .state_dict(); .save_checkpoint(root,
+    learner   .update(batch, num_minibatches, epochs) -> metrics; .state_dict(); .save_checkpoint(root,
               client_state, keep); .load_latest(root) -> client_state | None; .export(dir)
 """
 
@@ -194,7 +194,9 @@ class GRPOController:
                 advantages.flatten().tolist(),
                 pad_id=0,  # padding sits behind the attention mask and outside the loss mask: any id works
             )
-            learner_metrics = self.learner.update(batch, min(cfg.batch.updates_per_step, len(groups)))
+            learner_metrics = self.learner.update(
+                batch, min(cfg.batch.updates_per_step, len(groups)), cfg.batch.epochs_per_step
+            )
         if not math.isfinite(learner_metrics.get("loss", 0.0)):
             return self._bad_step(metrics, timer, "non-finite loss")
         metrics.update({f"learner/{k}": v for k, v in learner_metrics.items()})

@@ -60,15 +60,16 @@ class PolicyTrainer:
             parts.append(logits_and_logprobs(self.reference, mb)[1].cpu())
         return torch.cat(parts)
 
-    def update(self, batch: TensorBatch, num_minibatches: int = 1) -> dict[str, float]:
-        """Optimizer steps on `batch` (this rank's rows), one per mini-batch; metrics are the
-        mini-batches' mean, except `rollout_logprob_diff`, taken from the first mini-batch,
-        before the weights moved."""
+    def update(self, batch: TensorBatch, num_minibatches: int = 1, epochs: int = 1) -> dict[str, float]:
+        """Optimizer steps on `batch` (this rank's rows), one per mini-batch, in `epochs` passes
+        over it; every pass's ratios are taken against the rollout's log-probs, so the clip
+        bounds how far the later passes move the policy. Metrics are the mini-batches' mean,
+        except `rollout_logprob_diff`, taken from the first mini-batch, before the weights moved."""
         if self.reference is not None:
             batch = {**batch, "ref_logprobs": self.reference_logprobs(batch)}
         rows = batch["input_ids"].shape[0]
         size = -(-rows // num_minibatches)
-        per_update = [self.learner.train_batch(mb, self.loss) for mb in split_batch(batch, size)]
+        per_update = [self.learner.train_batch(mb, self.loss) for _ in range(epochs) for mb in split_batch(batch, size)]
         metrics = {k: sum(m.get(k, 0.0) for m in per_update) / len(per_update) for k in per_update[0]}
         metrics["rollout_logprob_diff"] = per_update[0].get("logprob_diff", float("nan"))
         metrics["optimizer_steps"] = float(len(per_update))
@@ -154,13 +155,15 @@ class LearnerGroup:
     def _all(self, method: str, *args):
         return self._per_rank(method, [args] * len(self.actors))
 
-    def update(self, batch: TensorBatch, num_minibatches: int) -> dict[str, float]:
+    def update(self, batch: TensorBatch, num_minibatches: int, epochs: int = 1) -> dict[str, float]:
         """Each rank trains on its contiguous share of the rows; metrics are global."""
         from rollout.batch import split_evenly
 
         rows = batch["input_ids"].shape[0]
         shares = split_evenly(rows, len(self.actors))
-        return self._per_rank("update", [({k: v[s.start : s.stop] for k, v in batch.items()}, num_minibatches) for s in shares])
+        return self._per_rank(
+            "update", [({k: v[s.start : s.stop] for k, v in batch.items()}, num_minibatches, epochs) for s in shares]
+        )
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         return self._all("state_dict")

@@ -56,9 +56,11 @@ class FakeLearner:
         self.batches = []
         self.loss = loss
         self.saved: list[dict] = []
+        self.passes: list[tuple[int, int]] = []  # (mini-batches, epochs) of each update
 
-    def update(self, batch, num_minibatches):
+    def update(self, batch, num_minibatches, epochs=1):
         self.batches.append(batch)
+        self.passes.append((num_minibatches, epochs))
         return {"loss": self.loss, "kl": 0.0}
 
     def state_dict(self):

@@ -131,10 +131,12 @@ def test_sampler_covers_each_epoch_once_and_resumes_in_place():
 def test_step_keeps_only_groups_with_two_to_five_correct_and_pushes_weights(tmp_path):
     counts = [0, 1, 2, 5, 6, 8, 3, 4]  # correct samples of 8, per problem
     rollout, learner = FakeRollout(), FakeLearner()
-    ctl = GRPOController(grpo_cfg(tmp_path, groups_per_step=8, problems_per_draw=8, max_draws=1),
+    ctl = GRPOController(grpo_cfg(tmp_path, groups_per_step=8, problems_per_draw=8, max_draws=1,
+                                  updates_per_step=6, epochs_per_step=2),
                          problems_with_correct_counts(counts), rollout, FakeVerifier(), learner)
     metrics = ctl.train_step()
     assert metrics["groups/kept"] == 4 and metrics["groups/drawn"] == 8
+    assert learner.passes == [(4, 2)]  # no more mini-batches than groups; every pass as configured
     assert metrics["rollout/accuracy"] == pytest.approx(sum(counts) / 64)
     batch = learner.batches[0]
     assert batch["input_ids"].shape[0] == 4 * 8
