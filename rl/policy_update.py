@@ -52,6 +52,35 @@ def training_batch(
     }
 
 
+def by_length(batch: TensorBatch) -> TensorBatch:
+    """The rows sorted longest first, so that the learner's micro-batches (consecutive rows)
+    hold sequences of similar length and `trim_padding` cuts each to little more than its
+    own. The loss sums over rows, so their order within an optimizer step changes nothing."""
+    order = torch.argsort(batch["attention_mask"].sum(dim=1), descending=True, stable=True)
+    return {k: v[order] for k, v in batch.items()}
+
+
+def trim_padding(batch: TensorBatch) -> TensorBatch:
+    """The columns up to the longest row's end. A batch is padded to its longest sequence;
+    a micro-batch cut from it need not carry that width. Rows are right-padded, so the
+    columns dropped hold only padding: `input_ids`/`attention_mask` ([N, L]) keep `width`
+    columns, the target-frame tensors ([N, L-1]) `width - 1`, per-row tensors stay."""
+    full = batch["input_ids"].shape[1]
+    width = int(batch["attention_mask"].sum(dim=1).max())
+    if width == full:
+        return batch
+    trimmed = {}
+    for key, value in batch.items():
+        if value.dim() < 2:
+            trimmed[key] = value
+        elif key in ("input_ids", "attention_mask"):
+            trimmed[key] = value[:, :width]
+        else:
+            assert value.shape[1] == full - 1, f"{key}: {tuple(value.shape)} is in neither frame of a [N, {full}] batch"
+            trimmed[key] = value[:, : width - 1]
+    return trimmed
+
+
 def logits_and_logprobs(model: torch.nn.Module, batch: TensorBatch) -> tuple[torch.Tensor, torch.Tensor]:
     """Logits [N, L-1, V] (fp32) and log-probs of the next tokens [N, L-1]."""
     logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[:, :-1].float()
@@ -83,6 +112,7 @@ class GRPOLoss:
         return torch.tensor(float(batch["response_mask"].shape[0]))
 
     def __call__(self, model: torch.nn.Module, batch: TensorBatch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        batch = trim_padding(batch)
         logits, logprobs = logits_and_logprobs(model, batch)
         mask = batch["response_mask"]
         loss, metrics, _ = policy_loss(

@@ -19,7 +19,7 @@ from policy.loading import load_causal_lm, load_tokenizer
 from policy.losses import TensorBatch
 from policy.train_loop import save_and_prune
 from rl.algorithms import PolicyLossConfig
-from rl.policy_update import GRPOLoss, logits_and_logprobs
+from rl.policy_update import GRPOLoss, by_length, logits_and_logprobs, trim_padding
 
 
 class PolicyTrainer:
@@ -53,12 +53,16 @@ class PolicyTrainer:
 
     @torch.no_grad()
     def reference_logprobs(self, batch: TensorBatch) -> torch.Tensor:
-        """log π_ref of the next tokens, [N, L-1], computed micro-batch by micro-batch."""
-        parts = []
+        """log π_ref of the next tokens, [N, L-1] (0 past each row's end), computed
+        micro-batch by micro-batch, each cut to its own width."""
+        out = torch.zeros(batch["input_ids"].shape[0], batch["input_ids"].shape[1] - 1)
+        row = 0
         for mb in split_batch(batch, self.learner.cfg.micro_batch_size):
-            mb = {k: v.to(self.learner.device) for k, v in mb.items()}
-            parts.append(logits_and_logprobs(self.reference, mb)[1].cpu())
-        return torch.cat(parts)
+            mb = {k: v.to(self.learner.device) for k, v in trim_padding(mb).items()}
+            logprobs = logits_and_logprobs(self.reference, mb)[1].cpu()
+            out[row : row + logprobs.shape[0], : logprobs.shape[1]] = logprobs
+            row += logprobs.shape[0]
+        return out
 
     def update(self, batch: TensorBatch, num_minibatches: int = 1, epochs: int = 1) -> dict[str, float]:
         """Optimizer steps on `batch` (this rank's rows), one per mini-batch, in `epochs` passes
@@ -69,7 +73,8 @@ class PolicyTrainer:
             batch = {**batch, "ref_logprobs": self.reference_logprobs(batch)}
         rows = batch["input_ids"].shape[0]
         size = -(-rows // num_minibatches)
-        per_update = [self.learner.train_batch(mb, self.loss) for _ in range(epochs) for mb in split_batch(batch, size)]
+        minibatches = [by_length(mb) for mb in split_batch(batch, size)]  # micro-batches of similar lengths
+        per_update = [self.learner.train_batch(mb, self.loss) for _ in range(epochs) for mb in minibatches]
         metrics = {k: sum(m.get(k, 0.0) for m in per_update) / len(per_update) for k in per_update[0]}
         metrics["rollout_logprob_diff"] = per_update[0].get("logprob_diff", float("nan"))
         metrics["optimizer_steps"] = float(len(per_update))

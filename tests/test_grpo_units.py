@@ -12,7 +12,7 @@ from mathrl.config import ConfigError, from_dict
 from rl.algorithms import PolicyLossConfig
 from rl.config import GRPOConfig
 from rl.controller import GRPOController, TrainingDiverged
-from rl.policy_update import GRPOLoss, training_batch
+from rl.policy_update import GRPOLoss, by_length, training_batch, trim_padding
 from rl.sampler import ProblemSampler
 from tests.grpo_fakes import FakeLearner, FakeRollout, FakeScorer, FakeVerifier, grpo_cfg, problems_with_correct_counts
 
@@ -75,6 +75,37 @@ def test_grpo_loss_sums_split_over_micro_batches(small_lm, aggregation):
     whole, grads_whole = total([batch])
     halves = [{k: v[:2] for k, v in batch.items()}, {k: v[2:] for k, v in batch.items()}]
     split, grads_split = total(halves)
+    assert split == pytest.approx(whole, rel=1e-5)
+    for a, b in zip(grads_whole, grads_split):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_length_sorted_trimmed_micro_batches_give_the_same_loss_and_gradient(small_lm):
+    """The trainer sorts a mini-batch's rows by length and the loss cuts each micro-batch to
+    its longest row: a cheaper forward pass, the same loss and gradient as the whole batch."""
+    loss_fn = GRPOLoss(PolicyLossConfig(clip_low=0.1, clip_high=0.3))
+    batch = training_batch(*random_groups(2, rows=8), pad_id=0)
+    lengths = batch["attention_mask"].sum(dim=1)
+
+    def total(parts):
+        small_lm.zero_grad()
+        loss = sum(loss_fn(small_lm, p)[0] for p in parts) / sum(loss_fn.units(p) for p in parts)
+        loss.backward()
+        return loss.item(), [p.grad.clone() for p in small_lm.parameters()]
+
+    ordered = by_length(batch)
+    assert ordered["attention_mask"].sum(dim=1).tolist() == sorted(lengths.tolist(), reverse=True)
+    parts = [{k: v[i : i + 3] for k, v in ordered.items()} for i in range(0, 8, 3)]
+    widths = [trim_padding(p)["input_ids"].shape[1] for p in parts]
+    assert widths == [int(p["attention_mask"].sum(dim=1).max()) for p in parts] and widths[-1] < widths[0]
+    for p in parts:
+        trimmed = trim_padding(p)
+        assert {k: v.shape[1] for k, v in trimmed.items() if v.dim() == 2} == {
+            "input_ids": trimmed["input_ids"].shape[1], "attention_mask": trimmed["input_ids"].shape[1],
+            "response_mask": trimmed["input_ids"].shape[1] - 1, "old_logprobs": trimmed["input_ids"].shape[1] - 1}
+        assert trimmed["response_mask"].sum() == p["response_mask"].sum()  # only padding was cut
+    whole, grads_whole = total([batch])
+    split, grads_split = total(parts)
     assert split == pytest.approx(whole, rel=1e-5)
     for a, b in zip(grads_whole, grads_split):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
