@@ -1,6 +1,7 @@
 """`PolicyTrainer.update`: several passes (epochs) over a rollout batch, each cut into
 mini-batches, are the same optimizer steps as feeding the mini-batches one by one in that
-order, with every pass's ratios taken against the rollout's log-probs."""
+order, with every pass's ratios taken against the rollout's log-probs; the KL reference pass
+over trimmed micro-batches gives the whole batch's log-probs."""
 
 import pytest
 import torch
@@ -39,3 +40,20 @@ def test_epochs_repeat_the_mini_batches_against_the_rollout_logprobs(tiny_model_
     assert abs(sequence[2]["logprob_diff"]) > abs(sequence[0]["logprob_diff"])
     assert metrics["rollout_logprob_diff"] == pytest.approx(sequence[0]["logprob_diff"], rel=1e-5, abs=1e-7)
     assert torch.isfinite(torch.tensor(metrics["loss"]))
+
+
+def test_reference_logprobs_of_trimmed_micro_batches_match_the_whole_batch(tiny_model_dir):
+    """The KL reference pass cuts each micro-batch to its own width; on every response token it
+    gives what one pass over the whole padded batch gives."""
+    from rl.policy_update import logits_and_logprobs
+    from rl.trainer import PolicyTrainer
+
+    learner_cfg = LearnerConfig(dtype="float32", micro_batch_size=3, schedule=ScheduleConfig(kind="constant", warmup_steps=0))
+    trainer = PolicyTrainer(str(tiny_model_dir), learner_cfg, PolicyLossConfig(kl_coef=0.05))
+    batch = grpo_batch(768, rows=8, seed=5)
+    widths = [int(batch["attention_mask"][i : i + 3].sum(dim=1).max()) for i in range(0, 8, 3)]
+    assert min(widths) < batch["input_ids"].shape[1]  # some micro-batch is really cut
+    with torch.no_grad():
+        whole = logits_and_logprobs(trainer.reference, batch)[1]
+    mask = batch["response_mask"].bool()
+    torch.testing.assert_close(trainer.reference_logprobs(batch)[mask], whole[mask], rtol=1e-5, atol=1e-5)
