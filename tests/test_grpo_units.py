@@ -59,25 +59,31 @@ def random_groups(seed: int, rows: int = 6):
     return prompts, responses, old, adv
 
 
+def assert_parts_train_like_the_whole(model, loss_fn, batch, parts):
+    """Summed losses over `parts` divided by their summed units, as the learner does, give the
+    loss and gradient of `batch` taken whole."""
+
+    def loss_and_grads(pieces):
+        model.zero_grad()
+        loss = sum(loss_fn(model, p)[0] for p in pieces) / sum(loss_fn.units(p) for p in pieces)
+        loss.backward()
+        return loss.item(), [p.grad.clone() for p in model.parameters()]
+
+    whole, grads_whole = loss_and_grads([batch])
+    split, grads_split = loss_and_grads(parts)
+    assert split == pytest.approx(whole, rel=1e-5)
+    for a, b in zip(grads_whole, grads_split):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+
+
 @pytest.mark.parametrize("aggregation", ["token-mean", "seq-mean"])
 def test_grpo_loss_sums_split_over_micro_batches(small_lm, aggregation):
     """The learner divides summed losses by the global unit count: cutting the batch into
     micro-batches must give the same total loss and the same gradient."""
     loss_fn = GRPOLoss(PolicyLossConfig(aggregation=aggregation, clip_low=0.1, clip_high=0.3))
     batch = training_batch(*random_groups(0), pad_id=0)
-
-    def total(parts):
-        small_lm.zero_grad()
-        loss = sum(loss_fn(small_lm, p)[0] for p in parts) / sum(loss_fn.units(p) for p in parts)
-        loss.backward()
-        return loss.item(), [p.grad.clone() for p in small_lm.parameters()]
-
-    whole, grads_whole = total([batch])
     halves = [{k: v[:2] for k, v in batch.items()}, {k: v[2:] for k, v in batch.items()}]
-    split, grads_split = total(halves)
-    assert split == pytest.approx(whole, rel=1e-5)
-    for a, b in zip(grads_whole, grads_split):
-        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+    assert_parts_train_like_the_whole(small_lm, loss_fn, batch, halves)
 
 
 def test_length_sorted_trimmed_micro_batches_give_the_same_loss_and_gradient(small_lm):
@@ -86,13 +92,6 @@ def test_length_sorted_trimmed_micro_batches_give_the_same_loss_and_gradient(sma
     loss_fn = GRPOLoss(PolicyLossConfig(clip_low=0.1, clip_high=0.3))
     batch = training_batch(*random_groups(2, rows=8), pad_id=0)
     lengths = batch["attention_mask"].sum(dim=1)
-
-    def total(parts):
-        small_lm.zero_grad()
-        loss = sum(loss_fn(small_lm, p)[0] for p in parts) / sum(loss_fn.units(p) for p in parts)
-        loss.backward()
-        return loss.item(), [p.grad.clone() for p in small_lm.parameters()]
-
     ordered = by_length(batch)
     assert ordered["attention_mask"].sum(dim=1).tolist() == sorted(lengths.tolist(), reverse=True)
     parts = [{k: v[i : i + 3] for k, v in ordered.items()} for i in range(0, 8, 3)]
@@ -104,11 +103,7 @@ def test_length_sorted_trimmed_micro_batches_give_the_same_loss_and_gradient(sma
             "input_ids": trimmed["input_ids"].shape[1], "attention_mask": trimmed["input_ids"].shape[1],
             "response_mask": trimmed["input_ids"].shape[1] - 1, "old_logprobs": trimmed["input_ids"].shape[1] - 1}
         assert trimmed["response_mask"].sum() == p["response_mask"].sum()  # only padding was cut
-    whole, grads_whole = total([batch])
-    split, grads_split = total(parts)
-    assert split == pytest.approx(whole, rel=1e-5)
-    for a, b in zip(grads_whole, grads_split):
-        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+    assert_parts_train_like_the_whole(small_lm, loss_fn, batch, parts)
 
 
 def test_grpo_loss_ignores_padding_and_prompt(small_lm):

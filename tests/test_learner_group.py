@@ -32,19 +32,25 @@ def grpo_batch(vocab: int, rows: int = 8, seed: int = 0):
     return training_batch(prompts, responses, logprobs, advantages, pad_id=0)
 
 
+def comparable_learner_cfg(micro_batch_size: int) -> LearnerConfig:
+    """fp32, a constant large learning rate (updates far above float noise) and an Adam eps
+    well above float noise in the gradients: Adam's first steps are lr·g/(|g| + eps), which
+    would turn noise in a near-zero gradient into a full lr-sized step. Two trainers fed the
+    same work then end on weights that agree to ~1e-6."""
+    return LearnerConfig(
+        dtype="float32",
+        micro_batch_size=micro_batch_size,
+        optimizer=OptimizerConfig(lr=1e-2, weight_decay=0.0, eps=1e-3),
+        schedule=ScheduleConfig(kind="constant", warmup_steps=0),
+    )
+
+
 def test_two_ranks_update_like_one_trainer_on_the_whole_batch(tiny_model_dir):
     import ray
 
     from rl.trainer import LearnerGroup, PolicyTrainer
 
-    learner_cfg = LearnerConfig(
-        dtype="float32",
-        micro_batch_size=3,
-        # eps well above float noise in the gradients: Adam's first steps are lr·g/(|g| + eps),
-        # which would turn noise in a near-zero gradient into a full lr-sized step
-        optimizer=OptimizerConfig(lr=1e-2, weight_decay=0.0, eps=1e-3),
-        schedule=ScheduleConfig(kind="constant", warmup_steps=0),
-    )
+    learner_cfg = comparable_learner_cfg(micro_batch_size=3)
     loss_cfg = PolicyLossConfig(clip_low=0.2, clip_high=0.28, kl_coef=0.05)
     vocab = 768
     batches = [grpo_batch(vocab, seed=s) for s in (0, 1)]

@@ -6,10 +6,9 @@ over trimmed micro-batches gives the whole batch's log-probs."""
 import pytest
 import torch
 
-from policy.learner import LearnerConfig, OptimizerConfig, split_batch
-from policy.schedules import ScheduleConfig
+from policy.learner import split_batch
 from rl.algorithms import PolicyLossConfig
-from tests.test_learner_group import grpo_batch
+from tests.test_learner_group import comparable_learner_cfg, grpo_batch
 
 pytestmark = pytest.mark.slow
 
@@ -17,12 +16,7 @@ pytestmark = pytest.mark.slow
 def test_epochs_repeat_the_mini_batches_against_the_rollout_logprobs(tiny_model_dir):
     from rl.trainer import PolicyTrainer
 
-    learner_cfg = LearnerConfig(
-        dtype="float32",
-        micro_batch_size=4,
-        optimizer=OptimizerConfig(lr=1e-2, weight_decay=0.0, eps=1e-3),
-        schedule=ScheduleConfig(kind="constant", warmup_steps=0),
-    )
+    learner_cfg = comparable_learner_cfg(micro_batch_size=4)
     loss_cfg = PolicyLossConfig(clip_low=0.2, clip_high=0.28, kl_coef=0.0)
     batch = grpo_batch(768, rows=8, seed=3)
 
@@ -48,8 +42,7 @@ def test_reference_logprobs_of_trimmed_micro_batches_match_the_whole_batch(tiny_
     from rl.policy_update import logits_and_logprobs
     from rl.trainer import PolicyTrainer
 
-    learner_cfg = LearnerConfig(dtype="float32", micro_batch_size=3, schedule=ScheduleConfig(kind="constant", warmup_steps=0))
-    trainer = PolicyTrainer(str(tiny_model_dir), learner_cfg, PolicyLossConfig(kl_coef=0.05))
+    trainer = PolicyTrainer(str(tiny_model_dir), comparable_learner_cfg(micro_batch_size=3), PolicyLossConfig(kl_coef=0.05))
     batch = grpo_batch(768, rows=8, seed=5)
     widths = [int(batch["attention_mask"][i : i + 3].sum(dim=1).max()) for i in range(0, 8, 3)]
     assert min(widths) < batch["input_ids"].shape[1]  # some micro-batch is really cut
