@@ -12,7 +12,11 @@ the mean single-sample accuracy):
     policy mean lp   the sampling policy's mean token log-prob of the response
     policy sum lp    its total log-prob (favours short responses)
     shorter first    minus the response length in tokens
-    random           a seeded coin, the floor
+    random           a seeded coin per response, the floor
+    random per text  a seeded coin per distinct response text: identical responses tie. What
+                     any scorer that does not know which answer is likelier does: a correct
+                     answer is often one text sampled several times and wrong ones differ,
+                     so it picks a correct response less often than one sample at random
 
 The policy's own likelihood needs no training and no labels; a reward model initialised from
 that policy that ranks worse than it has not learnt to read what its backbone already knows.
@@ -53,6 +57,10 @@ def main() -> None:
     rankers["shorter first"] = [[-len(r) for r in g.response_ids] for g in groups]
     coin = random.Random(args.seed)
     rankers["random"] = [[coin.random() for _ in g.response_ids] for g in groups]
+    rankers["random per text"] = []
+    for g in groups:
+        draw: dict[str, float] = {}
+        rankers["random per text"].append([draw.setdefault(text, coin.random()) for text in g.responses])
 
     labels = [g.correct for g in groups]
     first = ranking_metrics(rankers["random"], labels)
