@@ -250,7 +250,7 @@ def our_job(cfg, problems, num_cpus: int):
     )
     try:
         with contextlib.ExitStack() as stack:
-            learner = LearnerGroup(cfg.policy_path, cfg.learner, cfg.loss.policy, cfg.learner_group)
+            learner = LearnerGroup(cfg.policy_path, cfg.learner, cfg.policy_loss, cfg.learner_group)
             stack.callback(learner.shutdown)
             workers = RolloutWorkers(cfg.policy_path, cfg.rollout, cfg.prompt)
             stack.callback(workers.shutdown)

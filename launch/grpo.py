@@ -127,7 +127,7 @@ def main(argv=None) -> dict:
         except ConfigError as err:
             print(f"config error: {err}", file=sys.stderr)
             raise SystemExit(2) from None
-        learner = LearnerGroup(cfg.policy_path, cfg.learner, cfg.loss.policy, cfg.learner_group)
+        learner = LearnerGroup(cfg.policy_path, cfg.learner, cfg.policy_loss, cfg.learner_group)
         rollout = RolloutWorkers(cfg.policy_path, cfg.rollout, cfg.prompt)
         uses_rm = cfg.reward.shaping.mode != "verifier-only"
         scorer = RemoteScorer(cfg.reward.model_path, cfg.reward, cfg.prompt) if uses_rm else None

@@ -55,11 +55,15 @@ class PolicyLossConfig:
     clip_high: float = 0.2  # ratio ceiling is 1 + clip_high (DAPO raises it, e.g. 0.28)
     kl_coef: float = 0.0  # β; 0 means no reference model is needed
     aggregation: Literal["token-mean", "seq-mean"] = "token-mean"
+    # Log-probs are those of softmax(logits / temperature), the distribution the rollout sampled
+    # from; GRPO sets it to rollout.temperature (`GRPOConfig.policy_loss`).
+    temperature: float = 1.0
 
     def __post_init__(self) -> None:
         from mathrl.config import require
 
         require(0 <= self.clip_low < 1, "clip_low", f"must be in [0, 1), got {self.clip_low}")
+        require(self.temperature > 0, "temperature", f"must be > 0, got {self.temperature}")
         require(self.clip_high >= 0, "clip_high", f"must be >= 0, got {self.clip_high}")
         require(self.kl_coef >= 0, "kl_coef", f"must be >= 0 (0 = no KL term), got {self.kl_coef}")
 

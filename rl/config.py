@@ -7,7 +7,7 @@ Validation runs before any actor starts, and names the key that is wrong.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from mathdata.loading import ProblemFileConfig
 from mathdata.prompts import PromptConfig
 from mathrl.config import require
@@ -163,6 +163,12 @@ class GRPOConfig:
     log_samples: int = 2  # responses written to samples.jsonl per step (for reading what the policy says)
     max_bad_steps: int = 3  # consecutive steps with a non-finite loss/reward before the job stops
 
+    @property
+    def policy_loss(self) -> PolicyLossConfig:
+        """The learner's loss settings: `loss.policy` at the rollout's temperature, so that the
+        learner's log-probs and the rollout's (old) ones are of the same distribution."""
+        return replace(self.loss.policy, temperature=self.rollout.temperature)
+
     def __post_init__(self) -> None:
         require(
             self.filter.high <= self.rollout.n,
@@ -171,6 +177,11 @@ class GRPOConfig:
         )
         require(self.rollout.n >= 2, "rollout.n", f"GRPO compares samples of a problem: needs >= 2, got {self.rollout.n}")
         require(self.rollout.temperature > 0, "rollout.temperature", "GRPO samples: must be > 0 (0 is greedy)")
+        require(
+            self.loss.policy.temperature in (1.0, self.rollout.temperature),
+            "loss.policy.temperature",
+            f"is taken from rollout.temperature ({self.rollout.temperature}); drop this key and set that one",
+        )
         require(
             self.batch.groups_per_step >= self.learner_group.num_processes,
             "batch.groups_per_step",

@@ -81,9 +81,12 @@ def trim_padding(batch: TensorBatch) -> TensorBatch:
     return trimmed
 
 
-def logits_and_logprobs(model: torch.nn.Module, batch: TensorBatch) -> tuple[torch.Tensor, torch.Tensor]:
-    """Logits [N, L-1, V] (fp32) and log-probs of the next tokens [N, L-1]."""
+def logits_and_logprobs(model: torch.nn.Module, batch: TensorBatch, temperature: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits [N, L-1, V] (fp32, divided by `temperature`) and log-probs of the next tokens
+    [N, L-1] under their softmax: the distribution a rollout at that temperature samples from."""
     logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[:, :-1].float()
+    if temperature != 1.0:
+        logits = logits / temperature
     return logits, selected_logprobs(logits, batch["input_ids"][:, 1:])
 
 
@@ -98,7 +101,8 @@ class GRPOLoss:
     """The clipped policy-gradient loss of `rl.algorithms.policy_loss` on a `training_batch`
     (plus `ref_logprobs` [N, L-1] when the KL term is on), as a `policy.losses.BatchLoss`.
 
-    Metrics besides the loss's own: `entropy` of the policy on response tokens, and
+    Metrics besides the loss's own: `entropy` of the sampling policy (at `cfg.temperature`) on
+    response tokens, and
     `logprob_diff`, the mean |log π_learner − log π_rollout| — on the first update of a step
     (before the weights move) it measures how far the rollout engine's numerics are from
     the learner's."""
@@ -113,7 +117,7 @@ class GRPOLoss:
 
     def __call__(self, model: torch.nn.Module, batch: TensorBatch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         batch = trim_padding(batch)
-        logits, logprobs = logits_and_logprobs(model, batch)
+        logits, logprobs = logits_and_logprobs(model, batch, self.cfg.temperature)
         mask = batch["response_mask"]
         loss, metrics, _ = policy_loss(
             logprobs, batch["old_logprobs"], batch["advantages"], mask, self.cfg, batch.get("ref_logprobs")

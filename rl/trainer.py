@@ -53,13 +53,13 @@ class PolicyTrainer:
 
     @torch.no_grad()
     def reference_logprobs(self, batch: TensorBatch) -> torch.Tensor:
-        """log π_ref of the next tokens, [N, L-1] (0 past each row's end), computed
+        """log π_ref of the next tokens at the loss's temperature, [N, L-1] (0 past each row's end), computed
         micro-batch by micro-batch, each cut to its own width."""
         out = torch.zeros(batch["input_ids"].shape[0], batch["input_ids"].shape[1] - 1)
         row = 0
         for mb in split_batch(batch, self.learner.cfg.micro_batch_size):
             mb = {k: v.to(self.learner.device) for k, v in trim_padding(mb).items()}
-            logprobs = logits_and_logprobs(self.reference, mb)[1].cpu()
+            logprobs = logits_and_logprobs(self.reference, mb, self.loss.cfg.temperature)[1].cpu()
             out[row : row + logprobs.shape[0], : logprobs.shape[1]] = logprobs
             row += logprobs.shape[0]
         return out

@@ -116,6 +116,9 @@ class RolloutEngine:
             enforce_eager=eng.enforce_eager,
             seed=cfg.seed + rank,
             enable_prefix_caching=True,  # the n samples of a prompt share its prefill
+            # the sampled tokens' log-probs under the distribution they were drawn from (after
+            # temperature): the old log-probs of the learner's ratio. vLLM's default is the raw logits'.
+            logprobs_mode="processed_logprobs",
             worker_extension_cls=RECEIVER_EXTENSION,  # in-place weight loading, see rollout.weights
         )
         env: dict[str, str | None] = {}

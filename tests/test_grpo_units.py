@@ -128,6 +128,25 @@ def test_grpo_loss_ignores_padding_and_prompt(small_lm):
     assert loss_fn(small_lm, padded)[0].item() == pytest.approx(loss.item(), rel=1e-5)
 
 
+def test_loss_at_a_temperature_is_the_loss_of_the_model_with_logits_divided_by_it(small_lm):
+    """Sampling at temperature T draws from softmax(logits / T): the loss at T must be the T = 1
+    loss of the same model with its output layer divided by T (same log-probs, ratios, entropy)."""
+    import copy
+
+    temperature = 0.6
+    tempered = copy.deepcopy(small_lm)
+    with torch.no_grad():
+        tempered.lm_head.weight.div_(temperature)
+    batch = training_batch(*random_groups(3), pad_id=0)
+    loss, metrics = GRPOLoss(PolicyLossConfig(clip_low=0.1, clip_high=0.3, temperature=temperature))(small_lm, batch)
+    expected, expected_metrics = GRPOLoss(PolicyLossConfig(clip_low=0.1, clip_high=0.3))(tempered, batch)
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
+    for name in ("entropy", "logprob_diff", "clip_fraction"):
+        assert metrics[name].item() == pytest.approx(expected_metrics[name].item(), rel=1e-5), name
+    untempered = GRPOLoss(PolicyLossConfig(clip_low=0.1, clip_high=0.3))(small_lm, batch)
+    assert untempered[1]["entropy"].item() > metrics["entropy"].item()  # T < 1 sharpens
+
+
 # --- the problem sampler -------------------------------------------------------------------
 
 
@@ -245,6 +264,14 @@ def test_config_errors_name_the_key():
         from_dict(GRPOConfig, {"reward": {"shaping": {"mode": "rm+verifier"}}})
     with pytest.raises(ConfigError, match="rollout.n"):
         from_dict(GRPOConfig, {"rollout": {"n": 1}, "filter": {"low": 0, "high": 1}, "reward": {"shaping": {"mode": "verifier-only"}}})
+    with pytest.raises(ConfigError, match="loss.policy.temperature.*rollout.temperature"):
+        from_dict(GRPOConfig, {"rollout": {"temperature": 0.7}, "loss": {"policy": {"temperature": 0.5}}})
+
+
+def test_the_learner_takes_log_probs_at_the_rollout_temperature():
+    cfg = from_dict(GRPOConfig, {"rollout": {"temperature": 0.7}, "loss": {"policy": {"clip_high": 0.28}}})
+    assert cfg.policy_loss == PolicyLossConfig(clip_high=0.28, temperature=0.7)
+    assert from_dict(GRPOConfig, {}).policy_loss.temperature == 1.0
 
 
 def test_a_cluster_too_small_for_the_actors_is_a_config_error_naming_them():

@@ -106,12 +106,12 @@ def hf_greedy(model, prompt_ids: list[int], max_new_tokens: int = MAX_TOKENS) ->
     return out.sequences[0, len(prompt_ids) :].tolist()
 
 
-def hf_logprobs(model, prompt_ids: list[int], response_ids: list[int]) -> torch.Tensor:
-    """Teacher-forced log p(response token | prefix), `[T]`."""
+def hf_logprobs(model, prompt_ids: list[int], response_ids: list[int], temperature: float = 1.0) -> torch.Tensor:
+    """Teacher-forced log p(response token | prefix) under softmax(logits / temperature), `[T]`."""
     ids = torch.tensor([prompt_ids + response_ids])
     with torch.no_grad():
         logits = model(ids).logits[0, len(prompt_ids) - 1 : -1].float()
-    return torch.log_softmax(logits, -1).gather(-1, torch.tensor(response_ids)[:, None])[:, 0]
+    return torch.log_softmax(logits / temperature, -1).gather(-1, torch.tensor(response_ids)[:, None])[:, 0]
 
 
 def cfg(**overrides) -> RolloutConfig:
@@ -140,6 +140,18 @@ def test_sampled_logprobs_match_hf_teacher_forcing(engine, random_dir, prompts):
         expected = hf_logprobs(hf, batch.prompt_ids[row], response)
         got = torch.tensor(batch.logprobs[row])
         assert torch.allclose(got, expected, atol=1e-4), (row, (got - expected).abs().max())
+
+
+def test_logprobs_sampled_at_a_temperature_are_of_the_tempered_distribution(engine, random_dir, prompts):
+    """The learner's ratio divides by these: they must be log-probs of what was sampled from,
+    softmax(logits / T), not of the raw logits (vLLM's default)."""
+    batch = engine.generate([prompts["short"]], temperature=0.5)
+    hf = load_causal_lm(random_dir).eval()
+    for row in range(len(batch)):
+        got = torch.tensor(batch.logprobs[row])
+        tempered = hf_logprobs(hf, batch.prompt_ids[row], batch.response_ids[row], temperature=0.5)
+        assert torch.allclose(got, tempered, atol=1e-4), (row, (got - tempered).abs().max())
+        assert not torch.allclose(got, hf_logprobs(hf, batch.prompt_ids[row], batch.response_ids[row]), atol=1e-2)
 
 
 def test_seeded_samples_do_not_depend_on_the_rest_of_the_batch(engine, problems, prompts):
