@@ -4,6 +4,7 @@
 
 Writes, under output_dir:
     data/train.jsonl  data/test.jsonl   synthetic problems (disjoint splits)
+    data/rl.jsonl                       RL problems, none in train.jsonl or the corpus (when data.rl_size > 0)
     data/corpus.jsonl                   pretraining documents ({"text": ...})
     model/                              tokenizer + initial tiny Qwen2 (Hugging Face format)
     config.yaml                         the resolved config
@@ -22,7 +23,7 @@ from mathdata.corpus import generate_corpus  # noqa: E402
 from mathdata.decontaminate import DecontaminationConfig, decontaminate_problems  # noqa: E402
 from mathdata.io import write_jsonl, write_problems_jsonl  # noqa: E402
 from mathdata.loading import load_problems  # noqa: E402
-from mathdata.synthetic import generate_splits  # noqa: E402
+from mathdata.synthetic import generate_rl_problems, generate_splits  # noqa: E402
 from mathrl.config import parse_cli  # noqa: E402
 from mathrl.runs import save_config  # noqa: E402
 from mathrl.stages import PrepareConfig  # noqa: E402
@@ -36,15 +37,19 @@ def main(argv=None) -> Path:
     save_config(cfg, out)
 
     train, test = generate_splits(cfg.data)
+    sets = {"train": train, "rl": generate_rl_problems(cfg.data)}
     if cfg.decontaminate_against:
         evaluation = [p for path in cfg.decontaminate_against for p in load_problems(path).problems]
-        train, removals = decontaminate_problems(train, evaluation, DecontaminationConfig())
-        print(f"decontamination: dropped {len(removals)} training problems near {len(evaluation)} evaluation problems")
-    write_problems_jsonl(train, out / "data" / "train.jsonl")
+        for name in [name for name, problems in sets.items() if problems]:
+            sets[name], removals = decontaminate_problems(sets[name], evaluation, DecontaminationConfig())
+            print(f"decontamination: dropped {len(removals)} {name} problems near {len(evaluation)} evaluation problems")
+    write_problems_jsonl(sets["train"], out / "data" / "train.jsonl")
     write_problems_jsonl(test, out / "data" / "test.jsonl")
+    if sets["rl"]:
+        write_problems_jsonl(sets["rl"], out / "data" / "rl.jsonl")
     corpus = generate_corpus(cfg.corpus_docs, cfg.data.seed, cfg.data, cfg.explanation_share, cfg.facts_share)
     write_jsonl(({"text": doc} for doc in corpus), out / "data" / "corpus.jsonl")
-    print(f"data: {len(train)} train / {len(test)} test problems, {len(corpus)} corpus documents")
+    print(f"data: {len(sets['train'])} train / {len(test)} test / {len(sets['rl'])} RL problems, {len(corpus)} corpus documents")
 
     tokenizer = train_tokenizer(corpus, cfg.tokenizer, out / "model")
     model = build_tiny_model(cfg.model, tokenizer, out / "model")

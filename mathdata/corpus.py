@@ -7,7 +7,8 @@ Two kinds of document:
   division, order of operations, equivalent fractions, fraction operations, percents,
   isolating x, word problems) in varied phrasing, with numbers drawn from the same seed.
 
-No test problem gets in. Worked problems come from the train stream of `iter_problems`, and
+No test problem gets in, nor any of the RL set. Worked problems are the train set's (the
+first `train_size` problems of the train stream of `iter_problems`), and
 every lesson example that is also a problem of some family (a sum done in columns, an
 equation, ...) is built as that problem and redrawn until `split_of` puts its key in train.
 Lessons only cover the families the `SyntheticDataConfig` names, at its levels and knobs.
@@ -20,7 +21,7 @@ import math
 import random
 from collections.abc import Callable, Iterator
 from fractions import Fraction
-from itertools import islice
+from itertools import cycle, islice
 from pathlib import Path
 
 from mathdata.io import write_jsonl
@@ -79,15 +80,19 @@ def iter_corpus(
     seed: int = 0, data: SyntheticDataConfig | None = None, explanation_share: float = 0.3, facts_share: float = 0.0
 ) -> Iterator[str]:
     """Documents: a share `facts_share` of them number-fact sheets, a share `explanation_share`
-    lessons, the rest worked problems. `data` sets the families, levels and knobs (default:
-    all of them); `seed` replaces its seed, and its sizes are unused."""
+    lessons, the rest worked problems, drawn in turn from the first `data.train_size` train
+    problems (again from the first once all were used). `data` sets the families, levels, knobs
+    and that size (default: all of them); `seed` replaces its seed."""
     if not 0 <= explanation_share <= 1:
         raise ValueError(f"explanation_share: must be in [0, 1], got {explanation_share}")
     if not 0 <= facts_share <= 1 - explanation_share:
         raise ValueError(f"facts_share: must be in [0, 1 - explanation_share], got {facts_share}")
     data = dataclasses.replace(data or SyntheticDataConfig(), seed=seed)
+    if data.train_size == 0 and facts_share + explanation_share < 1:
+        raise ValueError("worked problems come from the train set: data.train_size must be > 0 (or the shares sum to 1)")
     rng = random.Random(derive_seed("mathrl-corpus", seed))
-    problems = iter_problems(data, "train")
+    # Worked problems cycle through the train set only: the train stream past it is the RL set.
+    problems = cycle(islice(iter_problems(data, "train"), data.train_size))
     lessons = [lesson for lesson, family in _LESSONS.values() if family in data.families]
     while True:
         draw = rng.random()

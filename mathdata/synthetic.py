@@ -128,6 +128,9 @@ class SyntheticDataConfig:
     seed: int = 0
     train_size: int = 10_000
     test_size: int = 500
+    # RL prompts (GRPO's problems): the train stream continued past its first `train_size`
+    # problems, which are all that SFT and the pretraining corpus ever see (see `generate_rl_problems`).
+    rl_size: int = 0
     levels: tuple[int, ...] = LEVELS  # each problem's level is drawn uniformly from these
     families: tuple[str, ...] = FAMILY_NAMES
     family_weights: dict[str, float] | None = None  # relative weights; unnamed families weigh 1
@@ -136,6 +139,7 @@ class SyntheticDataConfig:
     def __post_init__(self) -> None:
         require(self.train_size >= 0, "train_size", f"must be >= 0, got {self.train_size}")
         require(self.test_size >= 0, "test_size", f"must be >= 0, got {self.test_size}")
+        require(self.rl_size >= 0, "rl_size", f"must be >= 0, got {self.rl_size}")
         require(len(self.levels) > 0, "levels", f"must name at least one level of {LEVELS[0]}..{LEVELS[-1]}")
         for level in self.levels:
             require(level in LEVELS, "levels", f"{level!r} is not a level; allowed {LEVELS[0]}..{LEVELS[-1]}")
@@ -237,6 +241,17 @@ def generate_problems(cfg: SyntheticDataConfig, n: int, split: Split = "train") 
 def generate_splits(cfg: SyntheticDataConfig) -> tuple[list[Problem], list[Problem]]:
     """(train, test) with `cfg.train_size` and `cfg.test_size` problems, disjoint by construction."""
     return generate_problems(cfg, cfg.train_size, "train"), generate_problems(cfg, cfg.test_size, "test")
+
+
+def generate_rl_problems(cfg: SyntheticDataConfig) -> list[Problem]:
+    """`cfg.rl_size` problems for RL: problems `train_size .. train_size + rl_size` of the train
+    stream, so none is among the train set's problems that SFT and the corpus learn from.
+
+    Why a set of its own: a tiny model half-remembers the problems it was trained on (the tiny
+    SFT model: greedy 67% on train problems, 59% on these), and RL prompts it remembers reward
+    recall along with solving. The low levels have few distinct problems and the train set
+    uses most of them up, so this set leans to the higher levels."""
+    return list(islice(iter_problems(cfg, "train"), cfg.train_size, cfg.train_size + cfg.rl_size))
 
 
 # --- shared formatting -----------------------------------------------------------------------

@@ -141,7 +141,7 @@ class RayConfig:
 @dataclass(frozen=True)
 class GRPOConfig:
     policy_path: str = "runs/sft_tiny/final"  # the starting policy (and the KL reference)
-    data: ProblemFileConfig = field(default_factory=lambda: ProblemFileConfig(path="artifacts/tiny/data/train.jsonl"))
+    data: ProblemFileConfig = field(default_factory=lambda: ProblemFileConfig(path="artifacts/tiny/data/rl.jsonl"))
     prompt: PromptConfig = field(default_factory=PromptConfig)
     rollout: RolloutConfig = field(default_factory=RolloutConfig)
     verifier: VerifierConfig = field(default_factory=VerifierConfig)
@@ -211,7 +211,7 @@ class OfflineFilterConfig:
     the filter (Qwen2.5-Math's offline selection of GRPO training problems)."""
 
     model_path: str = "runs/sft_tiny/final"
-    data: ProblemFileConfig = field(default_factory=lambda: ProblemFileConfig(path="artifacts/tiny/data/train.jsonl"))
+    data: ProblemFileConfig = field(default_factory=lambda: ProblemFileConfig(path="artifacts/tiny/data/rl.jsonl"))
     prompt: PromptConfig = field(default_factory=PromptConfig)
     rollout: RolloutConfig = field(default_factory=RolloutConfig)
     verifier: VerifierConfig = field(default_factory=VerifierConfig)

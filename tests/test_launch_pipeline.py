@@ -23,9 +23,11 @@ def launch(script: str, *overrides: str, cwd: Path) -> str:
 @pytest.mark.slow
 def test_tiny_pipeline_runs_end_to_end(tmp_path):
     art = tmp_path / "artifacts"
-    launch("prepare.py", f"output_dir={art}", "data.train_size=200", "data.test_size=20", "corpus_docs=200",
+    launch("prepare.py", f"output_dir={art}", "data.train_size=200", "data.test_size=20", "data.rl_size=30", "corpus_docs=200",
            "tokenizer.vocab_size=512", cwd=tmp_path)
-    assert len((art / "data" / "test.jsonl").read_text().splitlines()) == 20
+    sets = {name: [json.loads(line) for line in (art / "data" / f"{name}.jsonl").read_text().splitlines()] for name in ("train", "test", "rl")}
+    assert [len(rows) for rows in sets.values()] == [200, 20, 30]
+    assert not {row["key"] for row in sets["rl"]} & {row["key"] for row in sets["train"] + sets["test"]}
 
     sources = f"{{corpus: {{path: {art}/data/corpus.jsonl}}, problems: {{path: {art}/data/train.jsonl, format: problems}}}}"
     stages = "[{steps: 2, mixture: {corpus: 1.0}, seq_len: 64, batch_size: 4}, {steps: 1, mixture: {problems: 1.0}, seq_len: 64, batch_size: 4}]"

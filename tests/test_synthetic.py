@@ -28,6 +28,7 @@ from mathdata.synthetic import (
     Difficulty,
     SyntheticDataConfig,
     generate_problems,
+    generate_rl_problems,
     generate_splits,
     split_of,
 )
@@ -420,6 +421,22 @@ def test_corpus_holds_no_test_problem():
     shown = [f"arithmetic:{a} + {b}" for d in lessons for a, b in re.findall(r"Add (\d+) and (\d+)\.", d)]
     shown += [f"arithmetic:{a} - {b}" for d in lessons for b, a in re.findall(r"Subtract (\d+) from (\d+)\.", d)]
     assert shown and all(split_of(key) == "train" for key in shown)
+
+
+def test_rl_problems_are_in_neither_the_train_set_nor_the_corpus_nor_test():
+    data = SyntheticDataConfig(seed=1, train_size=150, test_size=50, rl_size=100)
+    train, test = generate_splits(data)
+    rl = generate_rl_problems(data)
+    assert len(rl) == 100 and len({p.meta["key"] for p in rl}) == 100
+    keys = {p.meta["key"] for p in train} | {p.meta["key"] for p in test}
+    assert not keys & {p.meta["key"] for p in rl}
+    # a corpus wanting more worked problems (~800) than the train set holds goes round it again
+    text = "\n".join(generate_corpus(400, seed=1, data=data, explanation_share=0.0))
+    shown = {p.id for p in train + rl + test if f"Problem: {p.problem}\nSolution: {p.solution}" in text}
+    assert shown == {p.id for p in train}
+    # a longer RL set extends a shorter one; a larger train set moves it along the stream
+    assert rows(generate_rl_problems(dataclasses.replace(data, rl_size=40))) == rows(rl[:40])
+    assert rows(generate_rl_problems(dataclasses.replace(data, train_size=170, rl_size=80))) == rows(rl[20:])
 
 
 def test_number_fact_sheets_are_right_and_take_their_share():
