@@ -63,9 +63,9 @@ class PolicyLossConfig:
         from mathrl.config import require
 
         require(0 <= self.clip_low < 1, "clip_low", f"must be in [0, 1), got {self.clip_low}")
-        require(self.temperature > 0, "temperature", f"must be > 0, got {self.temperature}")
         require(self.clip_high >= 0, "clip_high", f"must be >= 0, got {self.clip_high}")
         require(self.kl_coef >= 0, "kl_coef", f"must be >= 0 (0 = no KL term), got {self.kl_coef}")
+        require(self.temperature > 0, "temperature", f"must be > 0, got {self.temperature}")
 
 
 def policy_loss(

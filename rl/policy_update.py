@@ -102,10 +102,9 @@ class GRPOLoss:
     (plus `ref_logprobs` [N, L-1] when the KL term is on), as a `policy.losses.BatchLoss`.
 
     Metrics besides the loss's own: `entropy` of the sampling policy (at `cfg.temperature`) on
-    response tokens, and
-    `logprob_diff`, the mean |log π_learner − log π_rollout| — on the first update of a step
-    (before the weights move) it measures how far the rollout engine's numerics are from
-    the learner's."""
+    response tokens, and `logprob_diff`, the mean |log π_learner − log π_rollout| — on the
+    first update of a step (before the weights move) it measures how far the rollout engine's
+    numerics are from the learner's."""
 
     def __init__(self, cfg: PolicyLossConfig):
         self.cfg = cfg
