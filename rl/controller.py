@@ -28,6 +28,7 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
+from mathdata.io import write_jsonl
 from mathdata.problems import Problem
 from mathrl.metrics import MetricsLogger
 from rewards.shaping import shaped_reward
@@ -261,6 +262,7 @@ class GRPOController:
         out = self.run_dir / "eval" / f"step_{self.step:06d}.json"
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps({"step": self.step, **report.summary()}, indent=2))
+        write_jsonl(report.records, out.with_suffix(".jsonl"))  # per problem: `python -m rl.compare_evals` pairs two evals
         metrics = {"eval/accuracy": report.accuracy, "eval/seconds": time.perf_counter() - start}
         for key, table in report.by.items():
             metrics.update({f"eval/{key}/{name}": value for name, value in table.items()})
