@@ -22,7 +22,7 @@ import argparse
 import json
 import math
 import sys
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -101,7 +101,7 @@ def compare(records_a: list[dict[str, Any]], records_b: list[dict[str, Any]], by
             pairs = [(bool(a[i]["correct"]), bool(b[i]["correct"])) for i in ids if str(a[i].get(key)) == value]
             counts = _counts(pairs)
             breakdown[key][value] = {k: v for k, v in asdict(counts).items() if k != "by"}
-    return PairedComparison(**{**asdict(result), "by": breakdown})
+    return replace(result, by=breakdown)
 
 
 def read_records(path: str | Path) -> list[dict[str, Any]]:
