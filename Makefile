@@ -25,7 +25,8 @@ endif
 	touch $(STAMP)
 
 # The main job on the tiny CPU default: build data + model, pretrain, SFT, evaluate the SFT
-# model, train the reward model, run GRPO (it evaluates before and after), evaluate the result.
+# model, train the reward model, run GRPO (it evaluates before and after), evaluate the result
+# and compare it with the SFT model's evaluation problem by problem.
 # Each stage resumes from its own run directory, so an interrupted `make run` picks up where it stopped.
 run: setup
 	$(PY) launch/prepare.py --config configs/prepare_tiny.yaml
@@ -35,6 +36,7 @@ run: setup
 	$(PY) launch/train_rm.py --config configs/train_rm_tiny.yaml
 	$(PY) launch/grpo.py --config configs/grpo_tiny.yaml
 	$(PY) launch/evaluate.py --config configs/evaluate_tiny.yaml model_path=runs/grpo_tiny/final output_dir=runs/eval_grpo_tiny
+	$(PY) -m rl.compare_evals runs/eval_tiny runs/eval_grpo_tiny --by family
 
 test: setup
 	$(PY) -m pytest -q
