@@ -64,7 +64,9 @@ def sample(cfg: TrainRMConfig, samples_dir: Path) -> None:
     engine = RolloutEngine(cfg.model_path, cfg.rollout, cfg.prompt)
     try:
         with BatchVerifier(cfg.verifier) as verifier:
-            stats = build_rm_samples(train_problems, held_out, engine, verifier, cfg.rollout.n, cfg.data, samples_dir)
+            stats = build_rm_samples(
+                train_problems, held_out, engine, verifier, cfg.rollout.n, cfg.data, samples_dir, seed=cfg.rollout.seed
+            )
     finally:
         engine.close()
     print(json.dumps(stats, indent=2))

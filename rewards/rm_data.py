@@ -39,7 +39,7 @@ from mathdata.io import write_jsonl
 from mathdata.loading import ProblemFileConfig
 from mathdata.problems import Problem
 from mathrl.config import require
-from mathrl.seeding import derive_seed
+from mathrl.seeding import derive_seed, problem_seed
 from policy.losses import TensorBatch
 from rewards.reward_model import pad_right
 
@@ -91,7 +91,7 @@ class SampledGroup:
 
 
 class Sampler(Protocol):  # rollout.engine.RolloutEngine
-    def generate(self, prompts: Sequence[Problem], n: int | None = None): ...
+    def generate(self, prompts: Sequence[Problem], n: int | None = None, seeds: Sequence[int] | None = None): ...
 
 
 class Verifier(Protocol):  # rewards.verifier.BatchVerifier
@@ -120,12 +120,16 @@ def sample_groups(
     n: int,
     chunk_size: int = 256,
     log: Callable[[str], None] = print,
+    seed: int = 0,
 ) -> list[SampledGroup]:
-    """n responses per problem from `engine`, each labelled by `verifier`."""
+    """n responses per problem from `engine`, each labelled by `verifier`. Each problem is
+    sampled with its own seed, from `seed` and its id, so the samples do not depend on the
+    chunking or on what the engine sampled before (the same samples in every run)."""
     groups: list[SampledGroup] = []
     for start in range(0, len(problems), chunk_size):
         chunk = list(problems[start : start + chunk_size])
-        rollouts = engine.generate(chunk, n=n)  # prompt-major: rows i*n .. i*n+n-1 answer chunk[i]
+        seeds = [problem_seed(seed, problem.id) for problem in chunk]
+        rollouts = engine.generate(chunk, n=n, seeds=seeds)  # prompt-major: rows i*n .. i*n+n-1 answer chunk[i]
         verdicts = verifier.check(rollouts.texts, [p.answer for p in chunk for _ in range(n)])
         for i, problem in enumerate(chunk):
             rows = range(i * n, (i + 1) * n)
@@ -167,13 +171,14 @@ def build_rm_samples(
     cfg: RMDataConfig,
     out_dir: str | Path,
     log: Callable[[str], None] = print,
+    seed: int = 0,
 ) -> dict[str, dict[str, float]]:
-    """Sample and label both splits; write the mixed training groups to train.jsonl, the other
-    training groups to train_unmixed.jsonl, every held-out group to eval.jsonl, and the counts
-    to stats.json. Returns the counts."""
+    """Sample and label both splits (`seed`: the sampling seed, see `sample_groups`); write the
+    mixed training groups to train.jsonl, the other training groups to train_unmixed.jsonl,
+    every held-out group to eval.jsonl, and the counts to stats.json. Returns the counts."""
     out_dir = Path(out_dir)
-    train = sample_groups(train_problems, engine, verifier, n, cfg.chunk_size, log)
-    held_out = sample_groups(eval_problems, engine, verifier, n, cfg.chunk_size, log) if eval_problems else []
+    train = sample_groups(train_problems, engine, verifier, n, cfg.chunk_size, log, seed)
+    held_out = sample_groups(eval_problems, engine, verifier, n, cfg.chunk_size, log, seed) if eval_problems else []
     kept = [g for g in train if g.mixed]
     stats = {"train": {**group_stats(train), "kept": float(len(kept))}, "eval": group_stats(held_out)}
     write_jsonl((g.to_dict() for g in held_out), out_dir / EVAL_FILE)

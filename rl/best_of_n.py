@@ -16,7 +16,6 @@ an interrupted and resumed run.
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,6 +24,7 @@ from mathdata.problems import Problem
 from mathdata.prompts import PromptConfig
 from mathrl.config import require
 from mathrl.device import DeviceName, DTypeName
+from mathrl.seeding import problem_seed
 from rl.selection import Group, VoteWeight, at_k, choose, group_answer_lists, vote_weights
 
 Sampler = Callable[[Sequence[Problem]], Sequence[Sequence[str]]]  # N response texts per problem
@@ -47,11 +47,6 @@ def load_scorer(model_path: str, cfg: ScorerConfig, prompt: PromptConfig):
     from rewards.reward_model import RewardScorer
 
     return RewardScorer(model_path, device=cfg.device, batch_size=cfg.batch_size, dtype=cfg.dtype, prompt=prompt)
-
-
-def problem_seed(seed: int, problem_id: str) -> int:
-    """A sampling seed that depends only on the run's seed and the problem's id."""
-    return zlib.crc32(f"{seed}:{problem_id}".encode())
 
 
 def seeded_sampler(engine, n: int, temperature: float, seed: int) -> Sampler:

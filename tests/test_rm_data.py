@@ -36,9 +36,11 @@ class FakeEngine:
 
     def __init__(self):
         self.calls = []
+        self.seeds = {}  # problem id -> the sampling seed it was given
 
-    def generate(self, prompts, n=None):
+    def generate(self, prompts, n=None, seeds=None):
         self.calls.append(len(prompts))
+        self.seeds.update(zip((p.id for p in prompts), seeds))
         rows = [(index, j) for index in range(len(prompts)) for j in range(n)]
         texts, ids = [], []
         for index, j in rows:
@@ -107,6 +109,19 @@ def test_build_writes_mixed_training_groups_and_every_held_out_group(tmp_path):
     assert stats["train"]["all_wrong"] == 4 and stats["train"]["all_correct"] == 4
     assert stats["train"]["truncated"] == pytest.approx(1 / n)
     assert json.loads((tmp_path / "stats.json").read_text()) == stats
+
+
+def test_each_problem_is_sampled_with_its_own_seed_whatever_the_chunking(tmp_path):
+    """vLLM draws an unseeded request from the engine's running random stream, so the same
+    problem would get other samples in a run chunked differently or resumed; a seed per
+    problem from (sampling seed, id) gives it the same samples every time."""
+    chunked_7, chunked_3, other_seed = FakeEngine(), FakeEngine(), FakeEngine()
+    for engine, chunk, seed, out in ((chunked_7, 7, 0, "a"), (chunked_3, 3, 0, "b"), (other_seed, 7, 1, "c")):
+        build_rm_samples(problems(20), problems(25)[20:], engine, FakeVerifier(), 4, RMDataConfig(chunk_size=chunk),
+                         tmp_path / out, log=lambda _: None, seed=seed)
+    assert chunked_7.seeds == chunked_3.seeds and len(chunked_7.seeds) == 25
+    assert len(set(chunked_7.seeds.values())) == 25  # a stream per problem
+    assert all(other_seed.seeds[i] != chunked_7.seeds[i] for i in chunked_7.seeds)
 
 
 def test_read_groups_names_the_bad_line(tmp_path):
