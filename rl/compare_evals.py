@@ -89,17 +89,16 @@ def compare(records_a: list[dict[str, Any]], records_b: list[dict[str, Any]], by
         )
     if not a:
         raise ValueError("no records to compare")
-    ids = sorted(a)
-    result = _counts([(bool(a[i]["correct"]), bool(b[i]["correct"])) for i in ids])
+    verdicts = {i: (bool(a[i]["correct"]), bool(b[i]["correct"])) for i in sorted(a)}  # id -> (A right, B right)
+    result = _counts(list(verdicts.values()))
     breakdown: dict[str, dict[str, dict[str, float]]] = {}
     for key in by:
-        values = sorted({str(a[i][key]) for i in ids if key in a[i]})
+        values = sorted({str(a[i][key]) for i in verdicts if key in a[i]})
         if not values:
             raise ValueError(f"--by {key}: no record has a {key!r} field")
         breakdown[key] = {}
         for value in values:
-            pairs = [(bool(a[i]["correct"]), bool(b[i]["correct"])) for i in ids if str(a[i].get(key)) == value]
-            counts = _counts(pairs)
+            counts = _counts([pair for i, pair in verdicts.items() if str(a[i].get(key)) == value])
             breakdown[key][value] = {k: v for k, v in asdict(counts).items() if k != "by"}
     return replace(result, by=breakdown)
 
