@@ -26,7 +26,7 @@ from mathdata.io import write_problems_jsonl  # noqa: E402
 from mathdata.loading import load_problems  # noqa: E402
 from mathrl.config import parse_cli  # noqa: E402
 from mathrl.runs import save_config  # noqa: E402
-from mathrl.seeding import problem_seed  # noqa: E402
+from mathrl.seeding import problem_seeds  # noqa: E402
 from rewards.verifier import BatchVerifier  # noqa: E402
 from rl.algorithms import keep_groups  # noqa: E402
 from rl.config import OfflineFilterConfig  # noqa: E402
@@ -45,7 +45,7 @@ def main(argv=None) -> dict:
         for start in tqdm(range(0, len(problems), cfg.chunk_size), desc="filter", unit="chunk"):
             chunk = problems[start : start + cfg.chunk_size]
             # a seed per problem: the same samples whatever the chunking (mathrl.seeding.problem_seed)
-            rollouts = engine.generate(chunk, seeds=[problem_seed(cfg.rollout.seed, p.id) for p in chunk])
+            rollouts = engine.generate(chunk, seeds=problem_seeds(cfg.rollout.seed, chunk))
             verdicts = verifier.check(rollouts.texts, [chunk[i].answer for i in rollouts.prompt_index])
             correct = torch.tensor([v.correct for v in verdicts]).view(len(chunk), n)
             histogram.update(correct.sum(dim=-1).tolist())

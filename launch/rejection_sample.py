@@ -20,7 +20,7 @@ from mathdata.io import write_problems_jsonl  # noqa: E402
 from mathdata.loading import load_problems  # noqa: E402
 from mathrl.config import parse_cli  # noqa: E402
 from mathrl.runs import save_config  # noqa: E402
-from mathrl.seeding import problem_seed  # noqa: E402
+from mathrl.seeding import problem_seeds  # noqa: E402
 from mathrl.stages import RejectionSampleConfig  # noqa: E402
 from rewards.verifier import BatchVerifier  # noqa: E402
 from rl.rejection_sampling import rejection_sample  # noqa: E402
@@ -36,7 +36,7 @@ def main(argv=None) -> Path:
 
     def sample(batch, k):
         # a seed per problem: the same samples whatever the batching (mathrl.seeding.problem_seed)
-        rollouts = engine.generate(batch, n=k, seeds=[problem_seed(cfg.rollout.seed, p.id) for p in batch])
+        rollouts = engine.generate(batch, n=k, seeds=problem_seeds(cfg.rollout.seed, batch))
         texts = [rollouts.texts[i * k : (i + 1) * k] for i in range(len(batch))]
         truncated = [[r == "length" for r in rollouts.finish_reasons[i * k : (i + 1) * k]] for i in range(len(batch))]
         return texts, truncated

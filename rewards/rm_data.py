@@ -39,7 +39,7 @@ from mathdata.io import write_jsonl
 from mathdata.loading import ProblemFileConfig
 from mathdata.problems import Problem
 from mathrl.config import require
-from mathrl.seeding import derive_seed, problem_seed
+from mathrl.seeding import derive_seed, problem_seeds
 from policy.losses import TensorBatch
 from rewards.reward_model import pad_right
 
@@ -128,8 +128,7 @@ def sample_groups(
     groups: list[SampledGroup] = []
     for start in range(0, len(problems), chunk_size):
         chunk = list(problems[start : start + chunk_size])
-        seeds = [problem_seed(seed, problem.id) for problem in chunk]
-        rollouts = engine.generate(chunk, n=n, seeds=seeds)  # prompt-major: rows i*n .. i*n+n-1 answer chunk[i]
+        rollouts = engine.generate(chunk, n=n, seeds=problem_seeds(seed, chunk))  # prompt-major: rows i*n .. i*n+n-1 answer chunk[i]
         verdicts = verifier.check(rollouts.texts, [p.answer for p in chunk for _ in range(n)])
         for i, problem in enumerate(chunk):
             rows = range(i * n, (i + 1) * n)

@@ -24,7 +24,7 @@ from mathdata.problems import Problem
 from mathdata.prompts import PromptConfig
 from mathrl.config import require
 from mathrl.device import DeviceName, DTypeName
-from mathrl.seeding import problem_seed
+from mathrl.seeding import problem_seeds
 from rl.selection import Group, VoteWeight, at_k, choose, group_answer_lists, vote_weights
 
 Sampler = Callable[[Sequence[Problem]], Sequence[Sequence[str]]]  # N response texts per problem
@@ -54,8 +54,7 @@ def seeded_sampler(engine, n: int, temperature: float, seed: int) -> Sampler:
     module docstring)."""
 
     def sample(problems: Sequence[Problem]) -> list[list[str]]:
-        seeds = [problem_seed(seed, problem.id) for problem in problems]
-        texts = engine.generate(problems, n=n, temperature=temperature, seeds=seeds).texts
+        texts = engine.generate(problems, n=n, temperature=temperature, seeds=problem_seeds(seed, problems)).texts
         return [texts[i * n : (i + 1) * n] for i in range(len(problems))]
 
     return sample
