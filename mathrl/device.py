@@ -11,6 +11,7 @@ import torch
 
 DeviceName = Literal["auto", "cpu", "cuda"]
 DTypeName = Literal["float32", "bfloat16", "float16"]
+TrainingDType = Literal["auto", "float32", "bfloat16"]
 
 
 def resolve_device(name: DeviceName = "auto") -> torch.device:
@@ -24,6 +25,26 @@ def resolve_device(name: DeviceName = "auto") -> torch.device:
 
 def resolve_dtype(name: DTypeName) -> torch.dtype:
     return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[name]
+
+
+def has_fast_bf16(device: torch.device) -> bool:
+    """Whether `device` multiplies bf16 matrices in hardware: a CUDA GPU with bf16 support, or
+    a CPU with AMX or AVX512-BF16. Other CPUs (AVX2-only ones, most laptops) emulate bf16, and
+    there training in bf16 is many times slower than in fp32: tiny-3m's forward + backward on
+    16 x 256 tokens took 23 s in bf16 against 0.8 s in fp32 on an AVX2 server CPU, where an
+    AMX CPU runs bf16 matmuls 5x faster than fp32 ones."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    # torch's own CPU feature probes (private names; a torch without them counts as no)
+    probes = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")
+    return any(getattr(torch.cpu, probe, lambda: False)() for probe in probes)
+
+
+def resolve_training_dtype(name: TrainingDType, device: torch.device) -> Literal["float32", "bfloat16"]:
+    """`auto` trains in bf16 where `device` has it in hardware (`has_fast_bf16`), else in fp32."""
+    if name == "auto":
+        return "bfloat16" if has_fast_bf16(device) else "float32"
+    return name
 
 
 def accelerator_kind() -> Literal["cpu", "cuda"]:

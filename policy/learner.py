@@ -29,14 +29,14 @@ import socket
 import tempfile
 import time
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
 
 from mathrl.config import require
-from mathrl.device import DeviceName, resolve_device
+from mathrl.device import DeviceName, TrainingDType, resolve_device, resolve_training_dtype
 from policy.losses import BatchLoss, TensorBatch
 from policy.schedules import ScheduleConfig, lr_factor
 
@@ -62,7 +62,10 @@ class OptimizerConfig:
 @dataclass(frozen=True)
 class LearnerConfig:
     zero_stage: int = 0
-    dtype: Literal["float32", "bfloat16"] = "bfloat16"  # bf16: bf16 weights, fp32 master copy in the optimizer
+    # bf16: bf16 weights, fp32 master copy in the optimizer. auto: bf16 where the device does bf16
+    # in hardware, fp32 elsewhere (mathrl.device.has_fast_bf16); every rank of a data-parallel
+    # learner must resolve alike, so name the dtype on a cluster of mixed machines.
+    dtype: TrainingDType = "auto"
     micro_batch_size: int = 8  # rows per forward/backward; a batch is cut into as many as it needs
     offload_optimizer: bool = False  # ZeRO optimizer state on the host (stage >= 1)
     gradient_checkpointing: bool = False
@@ -89,9 +92,10 @@ class Learner:
         `tokenizer`, if given, is saved with exports."""
         import deepspeed
 
-        self.cfg = cfg
-        self.tokenizer = tokenizer
         self.device = local_device(resolve_device(cfg.device))
+        cfg = replace(cfg, dtype=resolve_training_dtype(cfg.dtype, self.device))
+        self.cfg = cfg  # with the dtype it trains in, never auto
+        self.tokenizer = tokenizer
         init_distributed(self.device)
         self.rank = torch.distributed.get_rank()
         self.world_size = torch.distributed.get_world_size()

@@ -44,7 +44,7 @@ class PolicyTrainer:
         self.loss = GRPOLoss(loss_cfg)
         self.reference = None
         if loss_cfg.kl_coef > 0:
-            self.reference = load_causal_lm(policy_path, dtype=learner_cfg.dtype, device=self.learner.device).eval()
+            self.reference = load_causal_lm(policy_path, dtype=self.learner.cfg.dtype, device=self.learner.device).eval()
             self.reference.requires_grad_(False)
 
     @property
