@@ -48,6 +48,7 @@ bench: setup
 	$(PY) bench/decontamination.py
 	$(PY) bench/verifier.py
 	$(PY) bench/learner.py
+	$(PY) bench/learner_dtype.py
 	$(PY) bench/rollout.py
 	$(PY) bench/reward_scoring.py
 	$(PY) bench/grpo_vs_trl.py
