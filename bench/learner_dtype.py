@@ -28,19 +28,13 @@ set_local_defaults()
 import torch  # noqa: E402
 
 from bench.learner import OPTIMIZER, build_data, sft_batches  # noqa: E402
-from mathrl.device import has_fast_bf16, resolve_training_dtype  # noqa: E402
+from mathrl.device import cpu_bf16_features, has_fast_bf16, resolve_training_dtype  # noqa: E402
 from policy.learner import Learner, LearnerConfig  # noqa: E402
 from policy.losses import NextTokenLoss  # noqa: E402
 from policy.schedules import ScheduleConfig  # noqa: E402
 from policy.tiny_model import TinyModelConfig, build_tiny_model, count_parameters  # noqa: E402
 
 DTYPES = ("float32", "bfloat16")
-
-
-def cpu_features() -> str:
-    probes = {"AMX": "_is_amx_tile_supported", "AVX512-BF16": "_is_avx512_bf16_supported", "AVX512": "_is_avx512_supported"}
-    found = [name for name, probe in probes.items() if getattr(torch.cpu, probe, lambda: False)()]
-    return f"{torch.backends.cpu.get_cpu_capability()} kernels; " + (", ".join(found) if found else "no AVX512, no AMX")
 
 
 def main() -> None:
@@ -58,8 +52,6 @@ def main() -> None:
     losses: dict[str, list[float]] = {dtype: [] for dtype in DTYPES}
     with tempfile.TemporaryDirectory(prefix="bench-dtype-") as tmp:
         data, tokenizer = build_data(Path(tmp))
-        model_dir = Path(tmp) / "model"
-        params = count_parameters(build_tiny_model(TinyModelConfig(preset=args.preset), tokenizer, model_dir))
         batches = sft_batches(data, tokenizer, args.batch_size, args.warmup + args.steps)
         learners = {
             dtype: Learner(
@@ -80,12 +72,14 @@ def main() -> None:
                 losses[dtype].append(learner.train_batch(batch, loss_fn)["loss"])
                 if step >= args.warmup:
                     seconds[dtype].append(time.perf_counter() - start)
+        params = count_parameters(learners["float32"].module)
         for learner in learners.values():
             learner.close()
 
     median = {dtype: statistics.median(seconds[dtype]) for dtype in DTYPES}
     print(f"\n{args.preset} ({params / 1e6:.1f}M params), {args.batch_size} conversations per step, {args.threads} threads")
-    print(f"CPU: {cpu_features()}")
+    bf16_features = ", ".join(cpu_bf16_features()) or "neither AMX nor AVX512-BF16"
+    print(f"CPU: {torch.backends.cpu.get_cpu_capability()} kernels; bf16 hardware: {bf16_features}")
     for dtype in DTYPES:
         print(f"  {dtype:<9} median step {median[dtype]:8.3f} s over {len(seconds[dtype])} steps; last loss {losses[dtype][-1]:.4f}")
     print(f"bf16 step / fp32 step: {median['bfloat16'] / median['float32']:.2f}x")

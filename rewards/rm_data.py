@@ -128,7 +128,8 @@ def sample_groups(
     groups: list[SampledGroup] = []
     for start in range(0, len(problems), chunk_size):
         chunk = list(problems[start : start + chunk_size])
-        rollouts = engine.generate(chunk, n=n, seeds=problem_seeds(seed, chunk))  # prompt-major: rows i*n .. i*n+n-1 answer chunk[i]
+        # prompt-major: rows i*n .. i*n+n-1 answer chunk[i]
+        rollouts = engine.generate(chunk, n=n, seeds=problem_seeds(seed, chunk))
         verdicts = verifier.check(rollouts.texts, [p.answer for p in chunk for _ in range(n)])
         for i, problem in enumerate(chunk):
             rows = range(i * n, (i + 1) * n)
