@@ -28,7 +28,7 @@ set_local_defaults()
 import torch  # noqa: E402
 
 from bench.learner import OPTIMIZER, build_data, sft_batches  # noqa: E402
-from mathrl.device import cpu_bf16_features, has_fast_bf16, resolve_training_dtype  # noqa: E402
+from mathrl.device import cpu_bf16_features, has_fast_bf16, resolve_auto_dtype  # noqa: E402
 from policy.learner import Learner, LearnerConfig  # noqa: E402
 from policy.losses import NextTokenLoss  # noqa: E402
 from policy.schedules import ScheduleConfig  # noqa: E402
@@ -84,7 +84,7 @@ def main() -> None:
         print(f"  {dtype:<9} median step {median[dtype]:8.3f} s over {len(seconds[dtype])} steps; last loss {losses[dtype][-1]:.4f}")
     print(f"bf16 step / fp32 step: {median['bfloat16'] / median['float32']:.2f}x")
     cpu = torch.device("cpu")
-    print(f"learner.dtype=auto here: {resolve_training_dtype('auto', cpu)} (bf16 in hardware: {has_fast_bf16(cpu)})")
+    print(f"learner.dtype=auto here: {resolve_auto_dtype('auto', cpu)} (bf16 in hardware: {has_fast_bf16(cpu)})")
 
 
 if __name__ == "__main__":

@@ -33,6 +33,7 @@ from mathrl.stages import BestOfNConfig  # noqa: E402
 from rewards.verifier import BatchVerifier  # noqa: E402
 from rl.best_of_n import load_scorer, problem_record, sample_candidates, seeded_sampler, summarize_choices  # noqa: E402
 from rl.evaluation import pending, start_or_resume, stream_records  # noqa: E402
+from rollout.config import engine_dtype  # noqa: E402
 from rollout.engine import RolloutEngine  # noqa: E402
 
 
@@ -46,7 +47,7 @@ def results_key(cfg: BestOfNConfig) -> dict:
     """The settings a record depends on: a run may only continue records made with these."""
     c = to_dict(cfg)
     rollout = {k: c["rollout"][k] for k in ("n", "temperature", "top_p", "max_tokens", "stop", "seed")}
-    return {"model_path": cfg.model_path, "prompt": c["prompt"], "rollout": rollout, "engine_dtype": cfg.rollout.engine.dtype,
+    return {"model_path": cfg.model_path, "prompt": c["prompt"], "rollout": rollout, "engine_dtype": engine_dtype(cfg.rollout.engine),
             "verifier": cfg.verifier.verifier, "reward_model_path": cfg.reward_model_path, "vote_weight": cfg.vote_weight}
 
 

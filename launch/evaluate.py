@@ -28,6 +28,7 @@ from rewards.verifier import BatchVerifier  # noqa: E402
 from rl.best_of_n import load_scorer, seeded_sampler  # noqa: E402
 from rl.eval_report import markdown, plot_accuracy_vs_n  # noqa: E402
 from rl.evaluation import graded_records, pending, start_or_resume, stream_records, summarize_file  # noqa: E402
+from rollout.config import engine_dtype  # noqa: E402
 from rollout.engine import RolloutEngine  # noqa: E402
 
 
@@ -36,7 +37,7 @@ def results_key(cfg: EvalConfig) -> dict:
     c = to_dict(cfg)
     rollout = {k: c["rollout"][k] for k in ("temperature", "top_p", "max_tokens", "stop", "seed")}
     return {"model_path": cfg.model_path, "data": c["data"] | {"limit": None}, "prompt": c["prompt"], "rollout": rollout,
-            "engine_dtype": cfg.rollout.engine.dtype, "verifier": cfg.verifier.verifier, "samples": cfg.samples,
+            "engine_dtype": engine_dtype(cfg.rollout.engine), "verifier": cfg.verifier.verifier, "samples": cfg.samples,
             "sample_temperature": cfg.sample_temperature, "reward_model_path": cfg.reward_model_path, "vote_weight": cfg.vote_weight}
 
 

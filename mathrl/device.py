@@ -11,7 +11,9 @@ import torch
 
 DeviceName = Literal["auto", "cpu", "cuda"]
 DTypeName = Literal["float32", "bfloat16", "float16"]
+# `auto`: bf16 where the device does bf16 in hardware, fp32 elsewhere (`resolve_auto_dtype`)
 TrainingDType = Literal["auto", "float32", "bfloat16"]
+EngineDType = Literal["auto", "float32", "bfloat16", "float16"]
 
 
 def resolve_device(name: DeviceName = "auto") -> torch.device:
@@ -47,11 +49,12 @@ def has_fast_bf16(device: torch.device) -> bool:
     return bool(cpu_bf16_features())
 
 
-def resolve_training_dtype(name: TrainingDType, device: torch.device) -> Literal["float32", "bfloat16"]:
-    """`auto` trains in bf16 where `device` has it in hardware (`has_fast_bf16`), else in fp32."""
+def resolve_auto_dtype(name: str, device: torch.device) -> DTypeName:
+    """`auto` is bf16 where `device` has it in hardware (`has_fast_bf16`), else fp32; a named
+    dtype is kept. Learners train and rollout engines sample in the dtype this returns."""
     if name == "auto":
         return "bfloat16" if has_fast_bf16(device) else "float32"
-    return name
+    return name  # type: ignore[return-value]
 
 
 def accelerator_kind() -> Literal["cpu", "cuda"]:

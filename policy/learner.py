@@ -35,8 +35,8 @@ from typing import Any
 
 import torch
 
-from mathrl.config import require
-from mathrl.device import DeviceName, TrainingDType, resolve_device, resolve_training_dtype
+from mathrl.config import ConfigError, require
+from mathrl.device import DeviceName, TrainingDType, resolve_auto_dtype, resolve_device
 from policy.losses import BatchLoss, TensorBatch
 from policy.schedules import ScheduleConfig, lr_factor
 
@@ -63,8 +63,8 @@ class OptimizerConfig:
 class LearnerConfig:
     zero_stage: int = 0
     # bf16: bf16 weights, fp32 master copy in the optimizer. auto: bf16 where the device does bf16
-    # in hardware, fp32 elsewhere (mathrl.device.has_fast_bf16); every rank of a data-parallel
-    # learner must resolve alike, so name the dtype on a cluster of mixed machines.
+    # in hardware, fp32 elsewhere (mathrl.device.has_fast_bf16); on a cluster of mixed machines
+    # the ranks could resolve it differently, which the learner refuses at start: name it there.
     dtype: TrainingDType = "auto"
     micro_batch_size: int = 8  # rows per forward/backward; a batch is cut into as many as it needs
     offload_optimizer: bool = False  # ZeRO optimizer state on the host (stage >= 1)
@@ -93,12 +93,13 @@ class Learner:
         import deepspeed
 
         self.device = local_device(resolve_device(cfg.device))
-        cfg = replace(cfg, dtype=resolve_training_dtype(cfg.dtype, self.device))
+        cfg = replace(cfg, dtype=resolve_auto_dtype(cfg.dtype, self.device))
         self.cfg = cfg  # with the dtype it trains in, never auto
         self.tokenizer = tokenizer
         init_distributed(self.device)
         self.rank = torch.distributed.get_rank()
         self.world_size = torch.distributed.get_world_size()
+        require_one_dtype(cfg.dtype, self.device)
         torch.manual_seed(cfg.seed)
         if cfg.gradient_checkpointing:
             model.gradient_checkpointing_enable()
@@ -364,6 +365,19 @@ def free_port() -> int:
 def barrier() -> None:
     if torch.distributed.is_initialized() and torch.distributed.get_world_size() > 1:
         torch.distributed.barrier()
+
+
+def require_one_dtype(dtype: str, device: torch.device) -> None:
+    """Every rank must train in the same dtype. Ranks on different kinds of machine can resolve
+    `auto` differently, and DeepSpeed would then all-reduce bf16 gradients with fp32 ones."""
+    bf16_ranks = all_reduce_sum(float(dtype == "bfloat16"), device)
+    world_size = torch.distributed.get_world_size() if torch.distributed.is_initialized() else 1
+    if bf16_ranks not in (0, world_size):
+        raise ConfigError(
+            "learner.dtype",
+            f"{int(bf16_ranks)} of {world_size} ranks train in bfloat16 and the others in float32 "
+            f"(this rank: {dtype}); the machines differ, so name the dtype (float32 or bfloat16) instead of auto",
+        )
 
 
 def all_reduce_sum(value: float, device: torch.device) -> float:

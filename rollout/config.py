@@ -4,13 +4,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import torch
+
 from mathrl.config import require
-from mathrl.device import DTypeName
+from mathrl.device import DTypeName, EngineDType, accelerator_kind, resolve_auto_dtype
 
 
 @dataclass(frozen=True)
 class EngineConfig:
-    dtype: DTypeName = "bfloat16"
+    # auto: bf16 on a GPU or a CPU that does bf16 in hardware, fp32 elsewhere (vLLM on an
+    # AVX2-only CPU would emulate bf16); resolved where the engine runs (`engine_dtype`)
+    dtype: EngineDType = "auto"
     max_model_len: int = 1024
     max_num_seqs: int = 256
     kv_cache_gb: float = 1.0  # CPU only: VLLM_CPU_KVCACHE_SPACE; on GPU see gpu_memory_utilization
@@ -26,6 +30,11 @@ class EngineConfig:
             "gpu_memory_utilization",
             f"must be in (0, 1], got {self.gpu_memory_utilization}",
         )
+
+
+def engine_dtype(cfg: EngineConfig) -> DTypeName:
+    """The dtype an engine started on this machine runs in."""
+    return resolve_auto_dtype(cfg.dtype, torch.device(accelerator_kind()))
 
 
 @dataclass(frozen=True)

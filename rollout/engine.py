@@ -29,7 +29,7 @@ from mathdata.prompts import PromptConfig, chat_messages
 from mathrl.device import accelerator_kind
 from policy.loading import check_model_dir, load_tokenizer
 from rollout.batch import RolloutBatch, RolloutMetrics
-from rollout.config import RolloutConfig
+from rollout.config import RolloutConfig, engine_dtype
 from rollout.weights import (
     RECEIVER_EXTENSION,
     SharedFileWeightSync,
@@ -110,7 +110,7 @@ class RolloutEngine:
         eng = cfg.engine
         kwargs: dict[str, Any] = dict(
             model=self.model_path,
-            dtype=eng.dtype,
+            dtype=engine_dtype(eng),
             max_model_len=eng.max_model_len,
             max_num_seqs=eng.max_num_seqs,
             enforce_eager=eng.enforce_eager,
@@ -227,7 +227,7 @@ class RolloutEngine:
             self.weight_version = weights.version
         else:
             if self._file_sync is None:
-                self._file_sync = SharedFileWeightSync(dtype=self.cfg.engine.dtype)
+                self._file_sync = SharedFileWeightSync(dtype=engine_dtype(self.cfg.engine))
             update = self._file_sync.stage(weights)
             receive_weights(self.llm, update)
             self._file_sync.retire(update)

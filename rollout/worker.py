@@ -30,7 +30,7 @@ import torch
 from mathrl.device import accelerator_kind
 from mathrl.env import forwarded_env
 from rollout.batch import RolloutBatch, split_evenly
-from rollout.config import RolloutConfig
+from rollout.config import RolloutConfig, engine_dtype
 from mathdata.prompts import PromptConfig
 from rollout.engine import Prompt, RolloutEngine
 from rollout.weights import SharedFileWeightSync, WeightPushMetrics, WeightSync, WeightUpdate
@@ -74,7 +74,7 @@ class RolloutWorkers:
         self.cfg = cfg
         self.prompt = prompt
         self.max_restarts = max_restarts
-        self.weight_sync = weight_sync if weight_sync is not None else SharedFileWeightSync(dtype=cfg.engine.dtype)
+        self.weight_sync = weight_sync if weight_sync is not None else SharedFileWeightSync(dtype=engine_dtype(cfg.engine))
         self._engine_kwargs = {**self.weight_sync.engine_kwargs(), **(engine_kwargs or {})}
         self._latest: WeightUpdate | None = None  # what a restarted engine must load
         self._in_process_group = False  # engines joined a broadcast group: a new one cannot
