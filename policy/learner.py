@@ -93,6 +93,7 @@ class Learner:
         import deepspeed
 
         self.device = local_device(resolve_device(cfg.device))
+        requested_dtype = cfg.dtype
         cfg = replace(cfg, dtype=resolve_auto_dtype(cfg.dtype, self.device))
         self.cfg = cfg  # with the dtype it trains in, never auto
         self.tokenizer = tokenizer
@@ -100,6 +101,8 @@ class Learner:
         self.rank = torch.distributed.get_rank()
         self.world_size = torch.distributed.get_world_size()
         require_one_dtype(cfg.dtype, self.device)
+        if requested_dtype == "auto" and self.rank == 0:
+            print(f"learner dtype: {cfg.dtype} (auto: bf16 only where {self.device.type} has it in hardware)")
         torch.manual_seed(cfg.seed)
         if cfg.gradient_checkpointing:
             model.gradient_checkpointing_enable()

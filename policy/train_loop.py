@@ -50,10 +50,7 @@ def learner_for_stage(
         cfg = dataclasses.replace(cfg, schedule=with_total_steps(cfg.schedule, total_steps))
     except ConfigError as err:  # e.g. more warmup steps than the stage has
         raise err.under("learner.schedule") from None
-    learner = Learner(model if model is not None else load_causal_lm(model_path), cfg, tokenizer=tokenizer)
-    if cfg.dtype == "auto":
-        print(f"learner dtype: {learner.cfg.dtype} (auto: bf16 only where {learner.device.type} has it in hardware)")
-    return learner
+    return Learner(model if model is not None else load_causal_lm(model_path), cfg, tokenizer=tokenizer)
 
 
 def train(

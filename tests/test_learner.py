@@ -81,11 +81,13 @@ def test_bf16_trains(model_dir, batch):
 
 
 @pytest.mark.parametrize("fast_bf16, trained_in", [(True, torch.bfloat16), (False, torch.float32)])
-def test_auto_dtype_trains_in_bf16_only_where_the_hardware_has_it(model_dir, monkeypatch, fast_bf16, trained_in):
+def test_auto_dtype_trains_in_bf16_only_where_the_hardware_has_it(model_dir, monkeypatch, capsys, fast_bf16, trained_in):
     monkeypatch.setattr(device_module, "has_fast_bf16", lambda device: fast_bf16)
     learner = make_learner(model_dir, dtype="auto")
     learner.close()
-    assert learner.cfg.dtype == str(trained_in).removeprefix("torch.")  # resolved: nothing downstream sees auto
+    name = str(trained_in).removeprefix("torch.")
+    assert learner.cfg.dtype == name  # resolved: nothing downstream sees auto
+    assert f"learner dtype: {name} (auto" in capsys.readouterr().out  # every stage's log says which
     assert {p.dtype for p in learner.module.parameters()} == {trained_in}
 
 
