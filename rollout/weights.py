@@ -370,7 +370,13 @@ class WeightReceiverExtension:
     def load_weights_from_directory(self, path: str) -> None:
         """Reload every safetensors file in `path` in place (vLLM's layerwise reload: each
         layer is re-processed, e.g. re-packed for the CPU kernels, once all of its weights
-        have arrived)."""
+        have arrived).
+
+        vLLM logs "RotaryEmbedding: Failed to load weights" at every reload: it counts the
+        rotary cos/sin cache, a buffer no checkpoint holds, as loadable, finds nothing for it
+        and puts the layer's own cache back (`finalize_layerwise_processing`). Harmless: after a
+        push the engine's log-probs match the Hugging Face model's to 1e-4
+        (tests/test_rollout.py::test_weight_push_replaces_the_policy_in_place)."""
         self.reload_weights(weights_path=path, is_checkpoint_format=True)
         self.refresh_tied_lm_head()
 
