@@ -19,6 +19,7 @@ import gc
 import os
 import time
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Union
 
@@ -100,6 +101,8 @@ class RolloutEngine:
         from vllm import LLM
 
         self.model_path = str(check_model_dir(model_path))
+        # with the dtype this engine runs in, never auto (as the learner keeps its own)
+        cfg = replace(cfg, engine=replace(cfg.engine, dtype=engine_dtype(cfg.engine)))
         self.cfg = cfg
         self.prompt = prompt
         self.rank = rank
@@ -110,7 +113,7 @@ class RolloutEngine:
         eng = cfg.engine
         kwargs: dict[str, Any] = dict(
             model=self.model_path,
-            dtype=engine_dtype(eng),
+            dtype=eng.dtype,
             max_model_len=eng.max_model_len,
             max_num_seqs=eng.max_num_seqs,
             enforce_eager=eng.enforce_eager,
@@ -227,7 +230,7 @@ class RolloutEngine:
             self.weight_version = weights.version
         else:
             if self._file_sync is None:
-                self._file_sync = SharedFileWeightSync(dtype=engine_dtype(self.cfg.engine))
+                self._file_sync = SharedFileWeightSync(dtype=self.cfg.engine.dtype)
             update = self._file_sync.stage(weights)
             receive_weights(self.llm, update)
             self._file_sync.retire(update)
