@@ -8,7 +8,7 @@ import random
 import pytest
 
 from grpo_fakes import FakeLearner, FakeRollout, FakeVerifier, grpo_cfg, problems_with_correct_counts
-from rl.compare_evals import compare, main, mcnemar_exact_p, paired_difference_interval, read_records
+from rl.compare_evals import compare, main, mcnemar_exact_p, mean_difference_test, paired_difference_interval, read_records
 from rl.controller import GRPOController
 
 
@@ -97,6 +97,56 @@ def test_cli_reads_files_and_directories_and_names_bad_input(tmp_path, capsys):
     assert "record 1 has no 'correct'" in capsys.readouterr().err
     assert main([str(tmp_path / "a"), str(tmp_path / "missing.jsonl")]) == 2
     assert "no such file" in capsys.readouterr().err
+
+
+def sampled(pass_at_1, **fields):
+    """Records as `launch/evaluate.py samples=N` writes them: a greedy verdict and at_k fractions."""
+    return [{"id": f"p{i}", "correct": v >= 0.5, "at_k": {"pass@1": v, "maj@8": float(v >= 0.5)}, **{k: f(i) for k, f in fields.items()}}
+            for i, v in enumerate(pass_at_1)]
+
+
+def test_a_sampled_metric_is_compared_as_a_mean_of_per_problem_fractions():
+    a = sampled([0.25, 0.5, 1.0, 0.0, 0.75])
+    b = sampled([0.5, 0.5, 0.875, 0.25, 1.0])
+    result = compare(a, b, metric="pass@1")
+    diffs = [0.25, 0.0, -0.125, 0.25, 0.25]
+    mean = sum(diffs) / 5
+    se = math.sqrt((sum(d * d for d in diffs) / 5 - mean**2) / 5)
+    assert result.difference == pytest.approx(mean) == pytest.approx(result.accuracy_b - result.accuracy_a)
+    assert (result.ci_low, result.ci_high) == pytest.approx((mean - 1.959963984540054 * se, mean + 1.959963984540054 * se))
+    assert result.p_value == pytest.approx(math.erfc(mean / se / math.sqrt(2)))
+    assert (result.only_a, result.only_b, result.test) == (1, 3, "paired normal")
+    # swapping the sides mirrors everything; comparing a side with itself shows nothing
+    ba = compare(b, a, metric="pass@1")
+    assert ba.difference == pytest.approx(-mean) and ba.p_value == pytest.approx(result.p_value)
+    assert compare(a, a, metric="pass@1").p_value == 1.0
+    # 0/1 per problem (maj@k) is McNemar's case, the same numbers as comparing those verdicts
+    majority = compare(a, b, metric="maj@8")
+    as_verdicts = compare(records([v >= 0.5 for v in [0.25, 0.5, 1.0, 0.0, 0.75]]), records([v >= 0.5 for v in [0.5, 0.5, 0.875, 0.25, 1.0]]))
+    assert majority.test == "McNemar exact"
+    assert (majority.difference, majority.p_value, majority.ci_low) == (as_verdicts.difference, as_verdicts.p_value, as_verdicts.ci_low)
+
+
+def test_mean_difference_test_on_0_1_values_gives_the_mcnemar_interval():
+    pairs = [(1.0, 0.0)] * 2 + [(0.0, 1.0)] * 8 + [(1.0, 1.0)] * 90
+    mean, low, high, _ = mean_difference_test(pairs)
+    assert mean == pytest.approx(0.06)
+    assert (low, high) == pytest.approx(paired_difference_interval(100, 2, 8))
+
+
+def test_a_sampled_metric_missing_from_the_records_is_named(tmp_path, capsys):
+    greedy = records([1, 0])
+    with pytest.raises(ValueError, match="no 'pass@1'.*rerun it with samples=N"):
+        compare(greedy, greedy, metric="pass@1")
+    with pytest.raises(ValueError, match="no 'pass@64'.*it has: \\['maj@8', 'pass@1'\\]"):
+        compare(sampled([0.5]), sampled([0.5]), metric="pass@64")
+    (tmp_path / "a.jsonl").write_text("".join(json.dumps(r) + "\n" for r in sampled([0.25, 1.0], family=lambda i: "x")))
+    (tmp_path / "b.jsonl").write_text("".join(json.dumps(r) + "\n" for r in sampled([0.75, 1.0])))
+    assert main([str(tmp_path / "a.jsonl"), str(tmp_path / "b.jsonl"), "--metric", "pass@1", "--by", "family"]) == 0
+    out = capsys.readouterr().out
+    assert "pass@1: A 62.5%, B 87.5%, B − A +25.0 points" in out and "paired normal" in out
+    assert main([str(tmp_path / "a.jsonl"), str(tmp_path / "b.jsonl"), "--metric", "pass@3"]) == 2
+    assert "no 'pass@3'" in capsys.readouterr().err
 
 
 def test_grpo_evaluation_writes_per_problem_records_that_pair_with_each_other(tmp_path):
