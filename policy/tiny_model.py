@@ -32,9 +32,9 @@ class ModelShape:
 # Parameter counts (printed by `count_parameters`) assume a 2k vocabulary.
 PRESETS: dict[str, ModelShape] = {
     "tiny-3m": ModelShape(hidden_size=256, num_layers=4, num_heads=4, num_kv_heads=2, intermediate_size=704),
-    # tiny-3m's parameters in twice the depth: after the tiny SFT, 69.0% greedy against tiny-3m's
-    # 56.4% (fp32), at ~1.5x the training time; its last-token reward model still picks below the
-    # mean single sample, as tiny-3m's does (docs/results.md)
+    # tiny-3m's parameters in twice the depth, the tiny pipeline's model (configs/prepare_tiny.yaml):
+    # after the tiny SFT, 69.0% greedy against tiny-3m's 56.4% (fp32), 77.8% against 61.6-62.6% (bf16),
+    # at ~1.5x the training time on an AVX2 CPU (docs/results.md)
     "tiny-3m-deep": ModelShape(hidden_size=192, num_layers=8, num_heads=3, num_kv_heads=1, intermediate_size=480),
     "tiny-25m": ModelShape(hidden_size=512, num_layers=8, num_heads=8, num_kv_heads=4, intermediate_size=1536),
     "tiny-100m": ModelShape(hidden_size=768, num_layers=12, num_heads=12, num_kv_heads=4, intermediate_size=2816),
