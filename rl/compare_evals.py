@@ -20,8 +20,8 @@ narrower than the unpaired one.
 problem in `at_k` instead of the greedy verdict: a fraction per problem, not a 0/1. The
 interval is the same paired Wald interval of the mean per-problem difference (for 0/1 values
 it is the one above); the p-value is McNemar's where every value is 0/1 (maj@k), otherwise a
-two-sided normal test of that mean. RL usually moves sampled accuracy before greedy accuracy: a policy
-that stops sampling its slips gains pass@1 while its greedy answers stay what they were.
+two-sided normal test of that mean. RL usually moves sampled accuracy before greedy accuracy:
+a policy that stops sampling its slips gains pass@1 while its greedy answers stay the same.
 """
 
 from __future__ import annotations
@@ -125,17 +125,17 @@ def compare(
         )
     if not a:
         raise ValueError("no records to compare")
-    verdicts = {i: (_value(a[i], metric, "A"), _value(b[i], metric, "B")) for i in sorted(a)}  # id -> (A's, B's)
-    result = _counts(list(verdicts.values()), metric)
+    values = {i: (_value(a[i], metric, "A"), _value(b[i], metric, "B")) for i in sorted(a)}  # id -> (A's, B's)
+    result = _counts(list(values.values()), metric)
     breakdown: dict[str, dict[str, dict[str, float]]] = {}
     for key in by:
-        values = sorted({str(a[i][key]) for i in verdicts if key in a[i]})
-        if not values:
+        groups = sorted({str(a[i][key]) for i in values if key in a[i]})
+        if not groups:
             raise ValueError(f"--by {key}: no record has a {key!r} field")
         breakdown[key] = {}
-        for value in values:
-            counts = _counts([pair for i, pair in verdicts.items() if str(a[i].get(key)) == value], metric)
-            breakdown[key][value] = {k: v for k, v in asdict(counts).items() if k not in ("by", "metric", "test")}
+        for group in groups:
+            counts = _counts([pair for i, pair in values.items() if str(a[i].get(key)) == group], metric)
+            breakdown[key][group] = {k: v for k, v in asdict(counts).items() if k not in ("by", "metric", "test")}
     return replace(result, by=breakdown)
 
 
