@@ -17,6 +17,7 @@ from mathdata.io import append_jsonl, iter_jsonl, repair_jsonl_tail
 from mathdata.problems import Problem
 from mathrl.config import ConfigError
 from rewards.verifier import BatchVerifier, VerifierConfig
+from rl.compare_evals import compare
 from rl.eval_report import curves, markdown, plot_accuracy_vs_n
 from rl.evaluation import evaluate_to_file, pending, start_or_resume, summarize_file
 
@@ -106,6 +107,9 @@ def test_summary_pass_maj_rm_and_breakdowns(verifier, tmp_path):
     # Each problem's first sample is its maj@1 and rm@1 pick.
     assert summary["at_k"]["maj@1"] == summary["at_k"]["rm@1"] == pytest.approx(sum(r["candidates"][0]["correct"] for r in records) / 10)
     assert summary["at_k"]["pass@4"] >= summary["at_k"]["maj@4"]
+    # what rl.compare_evals --metric reads from these records
+    for name in ("pass@1", "maj@4"):
+        assert compare(records, records, metric=name).accuracy_a == pytest.approx(summary["at_k"][name])
     algebra = summary["breakdown"]["subject"]["Algebra"]
     assert algebra["problems"] == 5 and algebra["greedy"] == 1.0  # even ids are algebra, answered right greedily
     assert set(algebra) == {"problems", "greedy", "pass@4", "maj@4", "rm@4", "rm_vote@4"}
