@@ -80,6 +80,7 @@ def test_grpo_steps_log_checkpoint_and_resume(tmp_path, tiny_model_dir, shared_d
     data = shared_data / "math500.jsonl"
     first = run_grpo(run_dir, tiny_model_dir, data, steps=2, extra=("ray.dashboard=true",))
     assert first["step"] == 2 and (run_dir / "final" / "config.json").is_file()
+    assert json.loads((run_dir / "summary.json").read_text())["step"] == 2
     assert faults["killed"] is not None and not faults["killed"].is_running()
     # nothing of the killed worker lives on (its engine core would hold its memory)
     assert faults["engine_processes"] and not any(p.is_running() for p in faults["engine_processes"])
