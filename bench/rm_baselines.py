@@ -62,14 +62,20 @@ def main() -> None:
         draw: dict[str, float] = {}
         rankers["random per text"].append([draw.setdefault(text, coin.random()) for text in g.responses])
 
-    labels = [g.correct for g in groups]
-    first = ranking_metrics(rankers["random"], labels)
-    print(f"{len(groups)} problems, {first['mixed_problems']:.0f} mixed; mean single-sample accuracy "
+    print_ranking_table(rankers, [g.correct for g in groups])
+
+
+def print_ranking_table(rankers: dict[str, list[list[float]]], labels: list[list[bool]]) -> None:
+    """The groups' mean single-sample accuracy and pass@n, then each ranker's pairwise and
+    best-of-n accuracy (all groups, and mixed groups only), a row each."""
+    first = ranking_metrics(next(iter(rankers.values())), labels)
+    print(f"{first['problems']:.0f} problems, {first['mixed_problems']:.0f} mixed; mean single-sample accuracy "
           f"{first['mean_accuracy']:.3f} (mixed groups {first['mean_accuracy_mixed']:.3f}), pass@n {first['pass_at_n']:.3f}")
-    print(f"{'ranker':<16} {'pairwise':>9} {'best-of-n':>10} {'best-of-n mixed':>16}")
+    width = max(16, *(len(name) for name in rankers))
+    print(f"{'ranker':<{width}} {'pairwise':>9} {'best-of-n':>10} {'best-of-n mixed':>16}")
     for name, scores in rankers.items():
         m = ranking_metrics(scores, labels)
-        print(f"{name:<16} {m['pairwise_accuracy']:>9.3f} {m['best_of_n_accuracy']:>10.3f} {m['best_of_n_accuracy_mixed']:>16.3f}")
+        print(f"{name:<{width}} {m['pairwise_accuracy']:>9.3f} {m['best_of_n_accuracy']:>10.3f} {m['best_of_n_accuracy_mixed']:>16.3f}")
 
 
 if __name__ == "__main__":
