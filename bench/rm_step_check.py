@@ -2,6 +2,7 @@
 
     python bench/rm_step_check.py --samples runs/rm_tiny/samples --policy runs/sft_tiny/final
                                   [--steps 800] [--batch 32] [--lr 1e-4] [--eval-pairs 600]
+                                  [--slip results|numbers]
 
 Why. The last-token reward model of `launch/train_rm.py` ranks the tiny policy's held-out
 groups below a random pick (docs/results.md). Its wrong top picks are the group's correct
@@ -16,7 +17,9 @@ What runs (plain PyTorch, one process; nothing here changes the reward model the
    sampled (`train.jsonl`, `train_unmixed.jsonl`): cut the text right after one equation
    result (`... = 315`), and make its twin with that result slipped (`slip_number`: one digit
    changed, or ±1..10), the kind of error the policy makes. The held-out pairs come alike
-   from the correct responses of the held-out groups (`eval.jsonl`).
+   from the correct responses of the held-out groups (`eval.jsonl`). With `--slip numbers`
+   any number of the response may slip (a fraction's parts, an operand copied from the
+   problem), not only an equation's integer result.
 2. The step checker: `RewardModel.from_policy` (the policy's backbone and a fresh head),
    trained with the pairwise loss −log σ(r_right − r_slipped) on the score of each prefix's
    last token, for `--steps` steps of `--batch` fresh pairs; held-out pair accuracy every 100.
@@ -50,7 +53,9 @@ from policy.losses import token_logprobs  # noqa: E402
 from rewards.reward_model import RewardModel, pad_right  # noqa: E402
 from rewards.rm_data import SampledGroup, read_groups  # noqa: E402
 
-EQUATION_RESULT = re.compile(r"= (-?\d+)")
+EQUATION_RESULT = re.compile(r"= (-?\d+)")  # --slip results: what an equation computed
+ANY_NUMBER = re.compile(r"(\d+)")  # --slip numbers: also fractions' parts and operands copied from the problem
+SLIP_PATTERNS = {"results": EQUATION_RESULT, "numbers": ANY_NUMBER}
 
 Pair = tuple[list[int], list[int]]  # (right prefix ids, slipped prefix ids), prompt included
 
@@ -70,12 +75,14 @@ def slip_number(number: str, rng: random.Random) -> str:
             return sign + slipped
 
 
-def slip_pairs(items: Sequence[tuple[list[int], str]], tokenizer, rng: random.Random, count: int) -> list[Pair]:
-    """`count` pairs from (prompt ids, correct response text) items; items without an
-    equation result are skipped."""
-    usable = [(prompt, text, results) for prompt, text in items if (results := list(EQUATION_RESULT.finditer(text)))]
+def slip_pairs(
+    items: Sequence[tuple[list[int], str]], tokenizer, rng: random.Random, count: int, pattern: re.Pattern = EQUATION_RESULT
+) -> list[Pair]:
+    """`count` pairs from (prompt ids, correct response text) items, each cut after one match
+    of `pattern` (its group 1 is the number slipped); items without a match are skipped."""
+    usable = [(prompt, text, results) for prompt, text in items if (results := list(pattern.finditer(text)))]
     if not usable:
-        raise ValueError("no response has an equation result ('= <integer>') to slip")
+        raise ValueError(f"no response has a number to slip (pattern {pattern.pattern!r})")
     pairs = []
     for _ in range(count):
         prompt, text, results = rng.choice(usable)
@@ -182,6 +189,8 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=32, help="slip pairs per step")
     parser.add_argument("--lr", type=float, default=1e-4, help="backbone learning rate (the head's is 10x)")
     parser.add_argument("--eval-pairs", type=int, default=600)
+    parser.add_argument("--slip", choices=sorted(SLIP_PATTERNS), default="results",
+                        help="which numbers slip: equation results (`= 315`), or every number of the response")
     parser.add_argument("--eval-every", type=int, default=100)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
@@ -194,7 +203,8 @@ def main() -> None:
     train_groups = read_groups(samples / "train.jsonl") + read_groups(samples / "train_unmixed.jsonl")
     eval_groups = read_groups(samples / "eval.jsonl")
     train_items, eval_items = correct_texts(train_groups), correct_texts(eval_groups)
-    eval_pairs = slip_pairs(eval_items, tokenizer, random.Random(args.seed + 1), args.eval_pairs)
+    pattern = SLIP_PATTERNS[args.slip]
+    eval_pairs = slip_pairs(eval_items, tokenizer, random.Random(args.seed + 1), args.eval_pairs, pattern)
     print(f"correct texts: {len(train_items)} training, {len(eval_items)} held out; {len(eval_pairs)} held-out slip pairs")
     print(f"the policy's own log-prob ranks the held-out pairs at {policy_pair_accuracy(args.policy, eval_pairs):.3f}")
 
@@ -203,7 +213,7 @@ def main() -> None:
     print(f"step 0: held-out pair accuracy {checker.pair_accuracy(eval_pairs):.3f}")
     start, recent = time.perf_counter(), []
     for step in range(1, args.steps + 1):
-        recent.append(checker.train_step(slip_pairs(train_items, tokenizer, rng, args.batch)))
+        recent.append(checker.train_step(slip_pairs(train_items, tokenizer, rng, args.batch, pattern)))
         if step % args.eval_every == 0 or step == args.steps:
             print(f"step {step}: loss {sum(recent) / len(recent):.3f}, held-out pair accuracy "
                   f"{checker.pair_accuracy(eval_pairs):.3f} ({time.perf_counter() - start:.0f} s)", flush=True)

@@ -5,7 +5,7 @@ import random
 import pytest
 import torch
 
-from bench.rm_step_check import EQUATION_RESULT, number_ends, slip_number, slip_pairs
+from bench.rm_step_check import ANY_NUMBER, EQUATION_RESULT, number_ends, slip_number, slip_pairs
 
 
 @pytest.mark.parametrize("number", ["0", "7", "10", "315", "-47", "-5", "1000"])
@@ -48,8 +48,16 @@ def test_slip_pairs_share_the_prompt_and_text_up_to_the_slipped_result():
         before = right_text[: len(right_text) - len(result)]
         slipped_text = "".join(map(chr, slipped[3:]))
         assert slipped_text.startswith(before) and slipped_text[len(before) :] != result
-    with pytest.raises(ValueError, match="equation result"):
+    with pytest.raises(ValueError, match="no response has a number"):
         slip_pairs([([1], "nothing to slip")], CharTokenizer(), random.Random(0), 1)
+
+
+def test_slip_pairs_on_every_number_also_slip_operands_and_fraction_parts():
+    text = "\\frac{10 - 3}{12} = \\frac{7}{12}."
+    pairs = slip_pairs([([], text)], CharTokenizer(), random.Random(0), 200, ANY_NUMBER)
+    cuts = {len(right) for right, _ in pairs}
+    assert cuts == {m.end(1) for m in ANY_NUMBER.finditer(text)}  # every number, though none is an '= <integer>'
+    assert not EQUATION_RESULT.search(text)
 
 
 def test_number_ends_marks_the_last_digit_of_each_number_in_the_response_only():
