@@ -41,6 +41,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from types import SimpleNamespace
 
 import torch
 
@@ -48,10 +49,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.rm_baselines import print_ranking_table  # noqa: E402
 from mathrl.device import has_fast_bf16  # noqa: E402
-from policy.loading import load_causal_lm, load_tokenizer  # noqa: E402
-from policy.losses import token_logprobs  # noqa: E402
-from rewards.reward_model import RewardModel, pad_right  # noqa: E402
+from policy.loading import load_tokenizer  # noqa: E402
+from rewards.reward_model import RewardModel, last_token_index, pad_right  # noqa: E402
 from rewards.rm_data import SampledGroup, read_groups  # noqa: E402
+from rewards.teacher import response_logprobs  # noqa: E402
 
 EQUATION_RESULT = re.compile(r"= (-?\d+)")  # --slip results: what an equation computed
 ANY_NUMBER = re.compile(r"(\d+)")  # --slip numbers: also fractions' parts and operands copied from the problem
@@ -114,16 +115,12 @@ def correct_texts(groups: Sequence[SampledGroup]) -> list[tuple[list[int], str]]
 
 
 def policy_pair_accuracy(policy: str, pairs: Sequence[Pair]) -> float:
-    model = load_causal_lm(policy, "float32", "cpu").eval()
-    totals = []
-    with torch.inference_mode():
-        for side in (0, 1):
-            values = []
-            for i in range(0, len(pairs), 64):
-                ids, mask = pad_right([p[side] for p in pairs[i : i + 64]], pad_id=0)
-                values += (token_logprobs(model, ids, mask) * mask[:, 1:]).sum(-1).tolist()
-            totals.append(values)
-    return sum(r > s for r, s in zip(*totals)) / len(pairs)
+    """How often the policy's total log-prob of the right prefix beats the slipped one's. Both
+    sides start with the same prompt, so each pair is a `response_logprobs` group of two
+    responses after their shared first token."""
+    groups = [SimpleNamespace(prompt_ids=right[:1], response_ids=[right[1:], slipped[1:]]) for right, slipped in pairs]
+    _, sums = response_logprobs(policy, groups)
+    return sum(right > slipped for right, slipped in sums) / len(pairs)
 
 
 class StepChecker:
@@ -140,9 +137,13 @@ class StepChecker:
         with self.autocast:
             return self.model(ids, mask)
 
+    def margins(self, pairs: Sequence[Pair]) -> torch.Tensor:
+        """[P] r_right − r_slipped, both sides scored in one batch."""
+        scores = self.last_token_scores([right for right, _ in pairs] + [slipped for _, slipped in pairs])
+        return scores[: len(pairs)] - scores[len(pairs) :]
+
     def train_step(self, pairs: Sequence[Pair]) -> float:
-        scores = self.last_token_scores([p[0] for p in pairs] + [p[1] for p in pairs])
-        loss = -torch.nn.functional.logsigmoid(scores[: len(pairs)] - scores[len(pairs) :]).mean()
+        loss = -torch.nn.functional.logsigmoid(self.margins(pairs)).mean()
         self.optimizer.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
@@ -152,11 +153,7 @@ class StepChecker:
     @torch.inference_mode()
     def pair_accuracy(self, pairs: Sequence[Pair]) -> float:
         self.model.eval()
-        wins = 0
-        for i in range(0, len(pairs), 100):
-            chunk = pairs[i : i + 100]
-            scores = self.last_token_scores([p[0] for p in chunk] + [p[1] for p in chunk])
-            wins += int((scores[: len(chunk)] > scores[len(chunk) :]).sum())
+        wins = sum(int((self.margins(pairs[i : i + 100]) > 0).sum()) for i in range(0, len(pairs), 100))
         self.model.train()
         return wins / len(pairs)
 
@@ -172,7 +169,7 @@ class StepChecker:
                 hidden = self.model.model(input_ids=ids, attention_mask=mask, use_cache=False).last_hidden_state
                 per_token = self.model.score(hidden).squeeze(-1).float()  # [n, T]
             ends = number_ends(ids, mask, is_digit, [len(g.prompt_ids)] * len(sequences))
-            last.append(per_token[torch.arange(len(sequences)), mask.sum(-1) - 1].tolist())
+            last.append(per_token[torch.arange(len(sequences)), last_token_index(mask)].tolist())
             # a response without a number gets its last-token score
             lowest.append(
                 [float(per_token[b][ends[b]].min()) if ends[b].any() else last[-1][b] for b in range(len(sequences))]
