@@ -76,8 +76,7 @@ def slip_ends(right: str, slipped: str) -> tuple[int, int]:
         raise ValueError(f"the texts do not differ at a digit: {right[:60]!r} / {slipped[:60]!r}")
     while first > 0 and right[first - 1].isdigit():
         first -= 1
-    return (first + NUMBER_AT_START.match(right, first).end() - first,
-            first + NUMBER_AT_START.match(slipped, first).end() - first)
+    return NUMBER_AT_START.match(right, first).end(), NUMBER_AT_START.match(slipped, first).end()
 
 
 def cut_pair(pair: TwinPair, fraction: float) -> tuple[str, str] | None:
