@@ -125,6 +125,7 @@ def policy_slip_prefixes(policy: str, prompts: Sequence[list[int]], responses: S
     tokenizer = load_tokenizer(policy)
     model = load_causal_lm(policy, "float32", "cpu").eval()
     is_digit = digit_tokens(tokenizer)
+    # the LM head's rows run past the tokenizer's vocabulary (padded for speed); those ids are never digits
     is_digit = torch.cat([is_digit, torch.zeros(model.get_output_embeddings().weight.shape[0] - len(is_digit), dtype=torch.bool)]).float()
     rng = random.Random(seed)
     prefixes: list[list[int] | None] = [None] * len(prompts)
