@@ -120,9 +120,10 @@ def fresh_problems(path: str, count: int, samples: Path) -> list[Problem]:
     return fresh[:count]
 
 
-def policy_slip_prefixes(policy: str, prompts: Sequence[list[int]], responses: Sequence[list[int]], seed: int) -> list[list[int] | None]:
+def policy_slip_prefixes(
+    policy: str, tokenizer, prompts: Sequence[list[int]], responses: Sequence[list[int]], seed: int
+) -> list[list[int] | None]:
     """For each (prompt, response ids): prompt + response up to a `choose_policy_slip` digit, that digit included."""
-    tokenizer = load_tokenizer(policy)
     model = load_causal_lm(policy, "float32", "cpu").eval()
     is_digit = digit_tokens(tokenizer)
     # the LM head's rows run past the tokenizer's vocabulary (padded for speed); those ids are never digits
@@ -164,7 +165,7 @@ def make_twins(policy: str, problems: Sequence[Problem], slip: str, seed: int) -
             correct = [i for i, (out, v) in enumerate(zip(solved, verdicts)) if v.correct and out.outputs[0].finish_reason == "stop"]
             if slip == "policy":
                 responses = [engine.tokenizer.encode(texts[i], add_special_tokens=False) for i in correct]
-                prefixes = policy_slip_prefixes(policy, [prompts[i] for i in correct], responses, seed)
+                prefixes = policy_slip_prefixes(policy, engine.tokenizer, [prompts[i] for i in correct], responses, seed)
             else:
                 prefixes = []
                 for i in correct:
@@ -241,17 +242,14 @@ def main() -> None:
           f"held-out ones at {policy_pair_accuracy(args.policy, held_out_ids):.3f}")
     steps = args.epochs * (len(train_pairs) // args.batch)
     rng = random.Random(args.seed)
-    print(f"step 0: held-out pair accuracy {checker.pair_accuracy(held_out_ids):.3f}")
-    start, recent = time.perf_counter(), []
-    for step in range(1, steps + 1):
+
+    def curriculum_batch(step: int) -> list[tuple[list[int], list[int]]]:
         reach = min(1.0, step / (args.ramp * steps)) if args.ramp else 1.0
         batch = [train_pairs[((step - 1) * args.batch + i) % len(train_pairs)] for i in range(args.batch)]
         fractions = [1.0 if rng.random() < 0.5 * reach else rng.uniform(0, reach) for _ in batch] if args.ramp else [1.0] * len(batch)
-        recent.append(checker.train_step([encode(p, f) for p, f in zip(batch, fractions)]))
-        if step % args.eval_every == 0 or step == steps:
-            print(f"step {step}: loss {sum(recent) / len(recent):.3f}, held-out pair accuracy "
-                  f"{checker.pair_accuracy(held_out_ids):.3f} ({time.perf_counter() - start:.0f} s)", flush=True)
-            recent = []
+        return [encode(p, f) for p, f in zip(batch, fractions)]
+
+    checker.fit(curriculum_batch, steps, held_out_ids, args.eval_every)
 
     eval_groups = read_groups(samples / EVAL_FILE)
     last, _ = checker.score_groups(eval_groups, digit_tokens(tokenizer))

@@ -39,7 +39,7 @@ import random
 import re
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -150,6 +150,18 @@ class StepChecker:
         self.optimizer.step()
         return loss.item()
 
+    def fit(self, batch: Callable[[int], list[Pair]], steps: int, held_out: Sequence[Pair], eval_every: int) -> None:
+        """`steps` training steps on `batch(step)` (steps count from 1), printing the mean loss and
+        the held-out pair accuracy before the first step, every `eval_every` steps and after the last."""
+        print(f"step 0: held-out pair accuracy {self.pair_accuracy(held_out):.3f}")
+        start, recent = time.perf_counter(), []
+        for step in range(1, steps + 1):
+            recent.append(self.train_step(batch(step)))
+            if step % eval_every == 0 or step == steps:
+                print(f"step {step}: loss {sum(recent) / len(recent):.3f}, held-out pair accuracy "
+                      f"{self.pair_accuracy(held_out):.3f} ({time.perf_counter() - start:.0f} s)", flush=True)
+                recent = []
+
     @torch.inference_mode()
     def pair_accuracy(self, pairs: Sequence[Pair]) -> float:
         self.model.eval()
@@ -207,14 +219,7 @@ def main() -> None:
 
     checker = StepChecker(args.policy, args.lr, head_lr=10 * args.lr)
     rng = random.Random(args.seed)
-    print(f"step 0: held-out pair accuracy {checker.pair_accuracy(eval_pairs):.3f}")
-    start, recent = time.perf_counter(), []
-    for step in range(1, args.steps + 1):
-        recent.append(checker.train_step(slip_pairs(train_items, tokenizer, rng, args.batch, pattern)))
-        if step % args.eval_every == 0 or step == args.steps:
-            print(f"step {step}: loss {sum(recent) / len(recent):.3f}, held-out pair accuracy "
-                  f"{checker.pair_accuracy(eval_pairs):.3f} ({time.perf_counter() - start:.0f} s)", flush=True)
-            recent = []
+    checker.fit(lambda step: slip_pairs(train_items, tokenizer, rng, args.batch, pattern), args.steps, eval_pairs, args.eval_every)
 
     last, lowest = checker.score_groups(eval_groups, digit_tokens(tokenizer))
     coin = random.Random(args.seed)
