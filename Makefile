@@ -52,7 +52,7 @@ bench: setup
 	$(PY) bench/verifier.py
 	$(PY) bench/learner.py
 	$(PY) bench/learner_dtype.py
-	$(PY) bench/rollout.py
+	$(PY) bench/rollout_throughput.py
 	$(PY) bench/reward_scoring.py
 	$(PY) bench/grpo_vs_trl.py
 

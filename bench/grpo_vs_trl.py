@@ -32,7 +32,7 @@ The same work on both sides, every step:
 - n = 8 samples per prompt, temperature 1, top-p 1, no top-k;
 - every completion exactly `--tokens` tokens long, checked on both sides. Ours: the
   controller's rollout is `RolloutWorkers` behind a thin adapter that passes `ignore_eos=True`
-  (vLLM keeps going past an end-of-turn token, as `bench/rollout.py` measures it) with
+  (vLLM keeps going past an end-of-turn token, as `bench/rollout_throughput.py` measures it) with
   `max_tokens=--tokens`. TRL: `max_completion_length=--tokens` plus
   `generation_kwargs={"min_new_tokens": --tokens}`. TRL 1.16 stops generation at, and masks
   the loss after, the first token of `eos_token_ids` (the tokenizer's EOS plus the model's
@@ -89,11 +89,7 @@ import traceback
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-# This script's folder comes first on sys.path and its `rollout.py` would shadow the `rollout`
-# package: drop it, and make sure the repository root is importable instead.
-_HERE = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
-sys.path.insert(0, str(_HERE.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from mathrl.env import set_local_defaults  # noqa: E402
 

@@ -21,7 +21,7 @@ temperature 1, top-p 1, exactly T new tokens per sample (EOS ignored on both sid
 Models are random-initialised tiny Qwen2s (content does not matter when EOS is ignored).
 Timings on shared machines are noisy: the load average is printed with the results.
 
-    python bench/rollout.py [--presets tiny-3m,tiny-25m] [--prompts 32] [--n 8] [--tokens 128]
+    python bench/rollout_throughput.py [--presets tiny-3m,tiny-25m] [--prompts 32] [--n 8] [--tokens 128]
                             [--dtypes float32,bfloat16] [--layouts auto,all,2x1] [--hf-threads 1,2]
                             [--out FILE]
 """
