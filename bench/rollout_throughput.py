@@ -22,8 +22,8 @@ Models are random-initialised tiny Qwen2s (content does not matter when EOS is i
 Timings on shared machines are noisy: the load average is printed with the results.
 
     python bench/rollout_throughput.py [--presets tiny-3m,tiny-25m] [--prompts 32] [--n 8] [--tokens 128]
-                            [--dtypes float32,bfloat16] [--layouts auto,all,2x1] [--hf-threads 1,2]
-                            [--out FILE]
+                                       [--dtypes float32,bfloat16] [--layouts auto,all,2x1] [--hf-threads 1,2]
+                                       [--out FILE]
 """
 
 from __future__ import annotations
@@ -37,11 +37,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-# This script's folder comes first on sys.path and its name would shadow the `rollout`
-# package: drop it, and make sure the repository root is importable instead.
-_HERE = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
-sys.path.insert(0, str(_HERE.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from mathrl.env import set_local_defaults  # noqa: E402
 
