@@ -59,7 +59,7 @@ def test_model_is_deterministic_per_seed(model_dir):
     assert not torch.equal(a["model.embed_tokens.weight"], c["model.embed_tokens.weight"])
 
 
-@pytest.mark.parametrize("preset, millions", [("tiny-3m", 3), ("tiny-3m-deep", 3), ("tiny-25m", 25), ("tiny-100m", 100)])
+@pytest.mark.parametrize("preset, millions", [("tiny-3m", 3), ("tiny-3m-deep", 3), ("tiny-13m", 13), ("tiny-25m", 25), ("tiny-100m", 100)])
 def test_preset_sizes_and_init(model_dir, preset, millions):
     tokenizer = load_tokenizer(model_dir)
     model = build_tiny_model(TinyModelConfig(preset=preset), tokenizer)
