@@ -36,7 +36,8 @@ PRESETS: dict[str, ModelShape] = {
     # after the tiny SFT, 69.0% greedy against tiny-3m's 56.4% (fp32), 77.8% against 61.6-62.6% (bf16),
     # at ~1.5x the training time on an AVX2 CPU (docs/results.md)
     "tiny-3m-deep": ModelShape(hidden_size=192, num_layers=8, num_heads=3, num_kv_heads=1, intermediate_size=480),
-    # twice tiny-3m-deep's width at its depth: ~2.4x its step time on 2 CPU cores (bf16), not 4x
+    # twice tiny-3m-deep's width at its depth, ~2.4x its step time on 2 CPU cores (bf16), not 4x:
+    # the reward model's backbone-size trial (docs/results.md)
     "tiny-13m": ModelShape(hidden_size=384, num_layers=8, num_heads=6, num_kv_heads=2, intermediate_size=1024),
     "tiny-25m": ModelShape(hidden_size=512, num_layers=8, num_heads=8, num_kv_heads=4, intermediate_size=1536),
     "tiny-100m": ModelShape(hidden_size=768, num_layers=12, num_heads=12, num_kv_heads=4, intermediate_size=2816),
