@@ -54,6 +54,19 @@ class PrepareConfig:
 
 
 @dataclass(frozen=True)
+class BuildModelConfig:
+    """A freshly initialised tiny model of another size for an existing tokenizer: the same data
+    and vocabulary as a prepared pipeline, a different backbone."""
+
+    tokenizer_path: str = "artifacts/tiny/model"  # any directory holding a tokenizer
+    output_dir: str = ""  # written: the tokenizer + the new model, in Hugging Face format
+    model: TinyModelConfig = field(default_factory=TinyModelConfig)
+
+    def __post_init__(self) -> None:
+        require(bool(self.output_dir), "output_dir", "must name the new model's directory, e.g. output_dir=artifacts/tiny25/model")
+
+
+@dataclass(frozen=True)
 class PretrainConfig:
     """Pretrain (or continue pretraining) a causal LM on a staged mixture of packed documents."""
 

@@ -112,3 +112,18 @@ def test_vllm_serves_the_tiny_model_with_hf_logprobs(model_dir):
             hf_logprobs = torch.log_softmax(logits.float(), -1).gather(-1, torch.tensor(sample.token_ids)[:, None])[:, 0]
             vllm_logprobs = torch.tensor([step[tok].logprob for step, tok in zip(sample.logprobs, sample.token_ids)])
             assert torch.allclose(vllm_logprobs, hf_logprobs, atol=1e-3), (vllm_logprobs, hf_logprobs)
+
+
+def test_build_model_cli_gives_a_new_size_for_an_existing_tokenizer(tmp_path, model_dir, capsys):
+    from launch.build_model import main
+
+    out = main([f"tokenizer_path={model_dir}", f"output_dir={tmp_path / 'big'}", "model.preset=tiny-13m"])
+    assert load_tokenizer(out).get_vocab() == load_tokenizer(model_dir).get_vocab()
+    built = load_causal_lm(out)
+    assert count_parameters(built) == count_parameters(build_tiny_model(TinyModelConfig(preset="tiny-13m"), load_tokenizer(model_dir)))
+    assert built.config.hidden_size == PRESETS["tiny-13m"].hidden_size
+    assert built.config.vocab_size == load_causal_lm(model_dir).config.vocab_size  # same vocabulary, other width
+
+    with pytest.raises(SystemExit) as exit_info:
+        main([f"tokenizer_path={model_dir}"])
+    assert exit_info.value.code == 2 and "output_dir" in capsys.readouterr().err
