@@ -119,9 +119,10 @@ def test_build_model_cli_gives_a_new_size_for_an_existing_tokenizer(tmp_path, mo
 
     out = main([f"tokenizer_path={model_dir}", f"output_dir={tmp_path / 'big'}", "model.preset=tiny-13m"])
     assert load_tokenizer(out).get_vocab() == load_tokenizer(model_dir).get_vocab()
-    built, direct = load_causal_lm(out), build_tiny_model(TinyModelConfig(preset="tiny-13m"), load_tokenizer(model_dir))
+    built = load_causal_lm(out)
+    direct = build_tiny_model(TinyModelConfig(preset="tiny-13m"), load_tokenizer(model_dir)).state_dict()
     assert built.config.hidden_size == PRESETS["tiny-13m"].hidden_size
-    assert all(torch.equal(value, direct.state_dict()[name]) for name, value in built.state_dict().items())  # what the docs' trials trained
+    assert all(torch.equal(value, direct[name]) for name, value in built.state_dict().items())  # what the docs' trials trained
     assert built.config.vocab_size == load_causal_lm(model_dir).config.vocab_size  # same vocabulary, other width
 
     with pytest.raises(SystemExit) as exit_info:
